@@ -1,0 +1,143 @@
+/*
+ * libcoro: stackful coroutines for C11 on Linux.
+ *
+ * One header, grouped by layer: core (create, resume, yield), attributes,
+ * then the scheduler, timers, synchronisation and diagnostics.
+ *
+ * Conventions, as in pthreads: every function that can fail returns 0 or a
+ * positive errno value and leaves errno alone.  Pointer results may be NULL
+ * where said.  Each coroutine keeps its own errno and floating-point control
+ * state (rounding mode, exception masks) across switches.
+ */
+#ifndef CORO_H
+#define CORO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CORO_BUILDING) && defined(__GNUC__)
+#define CORO_API __attribute__((visibility("default")))
+#else
+#define CORO_API
+#endif
+
+/* ------------------------------------------------------------------ core */
+
+/* A coroutine.  Opaque; owned by whoever created it until coro_destroy. */
+typedef struct coro coro_t;
+
+/* The body of a coroutine.  arg is the pointer given to coro_create; the
+ * return value is handed to the coro_resume that sees the coroutine
+ * finish. */
+typedef void *(*coro_fn)(void *arg);
+
+typedef enum coro_state {
+    CORO_READY = 0,   /* created, never resumed */
+    CORO_RUNNING,     /* the coroutine executing now on this thread */
+    CORO_NORMAL,      /* it resumed another coroutine and waits for it */
+    CORO_SUSPENDED,   /* it called coro_yield and waits to be resumed */
+    CORO_FINISHED     /* its function returned; only destroy is left */
+} coro_state_t;
+
+/* Creation attributes.  Initialise with coro_attr_init and set fields only
+ * through the functions below: the layout is private and may grow (the
+ * reserved space keeps the size fixed for the ABI). */
+typedef struct coro_attr {
+    size_t stack_size;     /* bytes of usable stack */
+    char   name[32];       /* NUL-terminated, may be empty */
+    uint32_t version;      /* set by coro_attr_init */
+    uint32_t flags_;       /* reserved */
+    void  *reserved_[6];
+} coro_attr_t;
+
+/* Longest name kept, without its terminating NUL; longer names are cut. */
+#define CORO_NAME_MAX 31
+
+/* Smallest and largest stack coro_attr_set_stack_size accepts. */
+#define CORO_STACK_MIN ((size_t)16384)
+#define CORO_STACK_MAX ((size_t)1 << 30)
+
+/* Fills *attr with the defaults: the build's default stack size (262144
+ * bytes unless configured otherwise) and no name.  attr may not be NULL. */
+CORO_API void coro_attr_init(coro_attr_t *attr);
+
+/* Sets the usable stack size.  It is rounded up to whole pages.
+ * Returns 0; EINVAL if attr is NULL or bytes is outside
+ * [CORO_STACK_MIN, CORO_STACK_MAX]. */
+CORO_API int coro_attr_set_stack_size(coro_attr_t *attr, size_t bytes);
+
+/* Sets the name shown in diagnostics (stack overflow reports, coro_dump,
+ * gdb).  The string is copied, cut to CORO_NAME_MAX bytes; NULL clears it.
+ * Returns 0; EINVAL if attr is NULL. */
+CORO_API int coro_attr_set_name(coro_attr_t *attr, const char *name);
+
+/* Creates a coroutine that will run fn(arg) on its own guarded stack when
+ * first resumed.  attr may be NULL for the defaults.  No system call is made
+ * when a cached stack is available.
+ * Returns 0 and stores the handle in *co; EINVAL if co or fn is NULL or attr
+ * was not initialised by coro_attr_init; ENOMEM if no stack memory can be
+ * had (nothing is left mapped; *co is unchanged). */
+CORO_API int coro_create(coro_t **co, coro_fn fn, void *arg,
+                         const coro_attr_t *attr);
+
+/* Runs co until it yields or returns.  in is the value the coroutine
+ * receives: as the result of its coro_yield, or ignored on the first resume
+ * (fn already got arg).  If out is not NULL it receives the value passed to
+ * coro_yield, or fn's return value when the coroutine finished.  While co
+ * runs, the caller (if a coroutine) is CORO_NORMAL.
+ * Returns 0; EINVAL if co is NULL; ESRCH if co has finished; EBUSY if co is
+ * running or normal (itself or one of its resumers); EPERM if co is
+ * suspended but belongs to another thread (a coroutine that has started
+ * never moves between threads). */
+CORO_API int coro_resume(coro_t *co, void *in, void **out);
+
+/* Suspends the running coroutine and returns to whoever resumed it, which
+ * receives out.  When resumed again, *in (if in is not NULL) is set to the
+ * value given to that coro_resume.
+ * Returns 0; EPERM if called outside any coroutine. */
+CORO_API int coro_yield(void *out, void **in);
+
+/* Frees a coroutine and returns its stack to the cache.  A suspended
+ * coroutine is abandoned where it stands: its stack is not unwound, so
+ * whatever it holds is not released.
+ * Returns 0; EINVAL if co is NULL; EBUSY if co is running or normal. */
+CORO_API int coro_destroy(coro_t *co);
+
+/* The state of co; CORO_FINISHED for NULL. */
+CORO_API coro_state_t coro_state(const coro_t *co);
+
+/* The coroutine running on this thread, or NULL outside any coroutine. */
+CORO_API coro_t *coro_self(void);
+
+/* A number unique to co in this process, never reused; 0 for NULL.  The
+ * first coroutine created gets 1. */
+CORO_API uint64_t coro_id(const coro_t *co);
+
+/* The name given at creation; "" when none or co is NULL.  Valid until
+ * co is destroyed. */
+CORO_API const char *coro_name(const coro_t *co);
+
+/* The usable stack size of co in bytes; 0 for NULL. */
+CORO_API size_t coro_stack_size(const coro_t *co);
+
+/* ------------------------------------------------------------- scheduler */
+/* (sched layer: coro_spawn, coro_run, coro_join, ...) */
+
+/* ----------------------------------------------------------------- timers */
+/* (timer layer: coro_now, coro_sleep, coro_cancel, ...) */
+
+/* -------------------------------------------------------- synchronisation */
+/* (sync layer: channels, select, mutex, cond, semaphore, wait group, future) */
+
+/* ------------------------------------------------------------ diagnostics */
+/* (debug layer: coro_dump, coro_backtrace, registry root for debuggers) */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CORO_H */

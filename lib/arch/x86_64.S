@@ -1,0 +1,111 @@
+/* ctx backend for x86_64 (System V): no system call per switch.
+ *
+ * The saved state goes where glibc's swapcontext puts it, so libunwind and
+ * gdb read a suspended coroutine like any ucontext_t:
+ *   uc_mcontext.gregs[REG_x]   callee-saved registers, RSP, RIP
+ *   __fpregs_mem.cwd / .mxcsr  x87 control word, SSE control/status
+ * lib/arch/x86_64_offsets.c checks these offsets against <ucontext.h> at build time.
+ * The signal mask is not touched (that is the system call we avoid). */
+
+#if defined(__CET__) && __has_include(<cet.h>)
+#include <cet.h>
+#else
+#define _CET_ENDBR
+#endif
+
+#define UC_R12   72
+#define UC_R13   80
+#define UC_R14   88
+#define UC_R15   96
+#define UC_RBP  120
+#define UC_RBX  128
+#define UC_RSP  160
+#define UC_RIP  168
+#define UC_FPREGS 224
+#define UC_FPMEM  424   /* __fpregs_mem: cwd at +0, mxcsr at +24 */
+#define UC_MXCSR  448
+
+    .text
+
+/* void coro__ctx_swap(ucontext_t *from, const ucontext_t *to)
+ * Ends with an indirect jmp, not ret: a ret to another stack's return
+ * address is mispredicted on every switch. */
+    .globl  coro__ctx_swap
+    .hidden coro__ctx_swap
+    .type   coro__ctx_swap, @function
+    .p2align 4
+coro__ctx_swap:
+    .cfi_startproc
+    _CET_ENDBR
+    movq    (%rsp), %rax            /* where the caller continues */
+    leaq    8(%rsp), %rcx           /* its stack pointer after the return */
+    movq    %rbx, UC_RBX(%rdi)
+    movq    %rbp, UC_RBP(%rdi)
+    movq    %r12, UC_R12(%rdi)
+    movq    %r13, UC_R13(%rdi)
+    movq    %r14, UC_R14(%rdi)
+    movq    %r15, UC_R15(%rdi)
+    movq    %rcx, UC_RSP(%rdi)
+    movq    %rax, UC_RIP(%rdi)
+    fnstcw  UC_FPMEM(%rdi)
+    stmxcsr UC_MXCSR(%rdi)
+
+    movq    UC_RBX(%rsi), %rbx
+    movq    UC_RBP(%rsi), %rbp
+    movq    UC_R12(%rsi), %r12
+    movq    UC_R13(%rsi), %r13
+    movq    UC_R14(%rsi), %r14
+    movq    UC_R15(%rsi), %r15
+    fldcw   UC_FPMEM(%rsi)
+    ldmxcsr UC_MXCSR(%rsi)
+    movq    UC_RSP(%rsi), %rsp
+    jmpq    *UC_RIP(%rsi)
+    .cfi_endproc
+    .size   coro__ctx_swap, .-coro__ctx_swap
+
+/* First code of every coroutine: rbx holds the entry function, r12 its
+ * argument, rsp is 16-byte aligned, so the call leaves the callee with
+ * (rsp + 8) % 16 == 0 as the ABI wants.  The return address is marked
+ * undefined so unwinders stop here instead of walking into garbage. */
+    .type   coro__ctx_trampoline, @function
+    .p2align 4
+coro__ctx_trampoline:
+    .cfi_startproc
+    .cfi_undefined rip
+    _CET_ENDBR
+    movq    %r12, %rdi
+    callq   *%rbx
+    ud2                             /* entry never returns */
+    .cfi_endproc
+    .size   coro__ctx_trampoline, .-coro__ctx_trampoline
+
+/* void coro__ctx_make(ucontext_t *uc, void *lo, size_t size,
+ *                     void (*entry)(void *), void *arg) */
+    .globl  coro__ctx_make
+    .hidden coro__ctx_make
+    .type   coro__ctx_make, @function
+    .p2align 4
+coro__ctx_make:
+    .cfi_startproc
+    _CET_ENDBR
+    leaq    (%rsi,%rdx), %rax
+    andq    $-16, %rax
+    movq    %rax, UC_RSP(%rdi)
+    leaq    coro__ctx_trampoline(%rip), %rax
+    movq    %rax, UC_RIP(%rdi)
+    movq    %rcx, UC_RBX(%rdi)
+    movq    %r8, UC_R12(%rdi)
+    xorl    %eax, %eax
+    movq    %rax, UC_RBP(%rdi)
+    movq    %rax, UC_R13(%rdi)
+    movq    %rax, UC_R14(%rdi)
+    movq    %rax, UC_R15(%rdi)
+    leaq    UC_FPMEM(%rdi), %rax
+    movq    %rax, UC_FPREGS(%rdi)
+    fnstcw  UC_FPMEM(%rdi)
+    stmxcsr UC_MXCSR(%rdi)
+    ret
+    .cfi_endproc
+    .size   coro__ctx_make, .-coro__ctx_make
+
+    .section .note.GNU-stack,"",%progbits

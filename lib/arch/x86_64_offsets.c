@@ -1,0 +1,22 @@
+/* Build-time check that the offsets hard-coded in lib/arch/<cpu>.S match
+ * this libc's ucontext_t.  No code: a mismatch stops the build. */
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <ucontext.h>
+
+
+#define GREG(r) (offsetof(ucontext_t, uc_mcontext.gregs) + 8 * (r))
+_Static_assert(GREG(REG_R12) == 72, "R12");
+_Static_assert(GREG(REG_R13) == 80, "R13");
+_Static_assert(GREG(REG_R14) == 88, "R14");
+_Static_assert(GREG(REG_R15) == 96, "R15");
+_Static_assert(GREG(REG_RBP) == 120, "RBP");
+_Static_assert(GREG(REG_RBX) == 128, "RBX");
+_Static_assert(GREG(REG_RSP) == 160, "RSP");
+_Static_assert(GREG(REG_RIP) == 168, "RIP");
+_Static_assert(offsetof(ucontext_t, uc_mcontext.fpregs) == 224, "fpregs");
+_Static_assert(offsetof(ucontext_t, __fpregs_mem) == 424, "fpregs_mem");
+_Static_assert(offsetof(ucontext_t, __fpregs_mem.mxcsr) == 448, "mxcsr");
+
+
+typedef int coro__ctx_offsets_checked;

@@ -1,0 +1,255 @@
+/* coro: create, resume, yield, destroy (see include/coro.h). */
+#define _GNU_SOURCE
+#include "coroutine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef CORO_DEFAULT_STACK_SIZE
+#define CORO_DEFAULT_STACK_SIZE 262144
+#endif
+
+#define ID_BLOCK 1024 /* ids a thread reserves at a time */
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+static __thread struct coro__thread *tl __attribute__((tls_model("initial-exec")));
+static pthread_key_t thread_key;
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+static atomic_uint_fast64_t next_serial = 1;
+static atomic_uint_fast64_t next_id_block = 1;
+
+static void thread_exit(void *t)
+{
+    tl = NULL;
+    free(t);
+}
+
+static void thread_key_init(void)
+{
+    pthread_key_create(&thread_key, thread_exit);
+}
+
+static struct coro__thread *thread_init(void)
+{
+    struct coro__thread *t = calloc(1, sizeof *t);
+
+    if (!t)
+        return NULL;
+    pthread_once(&thread_once, thread_key_init);
+    t->serial = atomic_fetch_add(&next_serial, 1);
+    pthread_setspecific(thread_key, t);
+    tl = t;
+    return t;
+}
+
+struct coro__thread *coro__thread_get(void)
+{
+    return likely(tl != NULL) ? tl : thread_init();
+}
+
+static uint64_t new_id(struct coro__thread *t)
+{
+    if (unlikely(t->next_id == t->end_id)) {
+        t->next_id = atomic_fetch_add(&next_id_block, ID_BLOCK);
+        t->end_id = t->next_id + ID_BLOCK;
+    }
+    return t->next_id++;
+}
+
+void coro_attr_init(coro_attr_t *attr)
+{
+    if (!attr)
+        return;
+    memset(attr, 0, sizeof *attr);
+    attr->stack_size = CORO_DEFAULT_STACK_SIZE;
+    attr->version = CORO__ATTR_MAGIC;
+}
+
+int coro_attr_set_stack_size(coro_attr_t *attr, size_t bytes)
+{
+    if (!attr || bytes < CORO_STACK_MIN || bytes > CORO_STACK_MAX)
+        return EINVAL;
+    attr->stack_size = bytes;
+    return 0;
+}
+
+int coro_attr_set_name(coro_attr_t *attr, const char *name)
+{
+    if (!attr)
+        return EINVAL;
+    memset(attr->name, 0, sizeof attr->name);
+    if (name)
+        strncpy(attr->name, name, CORO_NAME_MAX);
+    return 0;
+}
+
+/* First code run on a new coroutine's stack. */
+static void coro_main(void *p)
+{
+    coro_t *co = p;
+
+    co->transfer = co->fn(co->arg);
+    co->state = CORO_FINISHED;
+    coro__ctx_swap(&co->ctx, co->caller);
+    abort(); /* a finished coroutine is never switched to */
+}
+
+int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
+{
+    size_t size = CORO_DEFAULT_STACK_SIZE;
+    coro__stack_t *st;
+
+    if (!out || !fn)
+        return EINVAL;
+    if (attr) {
+        if (attr->version != CORO__ATTR_MAGIC || attr->stack_size < CORO_STACK_MIN ||
+            attr->stack_size > CORO_STACK_MAX)
+            return EINVAL;
+        size = attr->stack_size;
+    }
+    struct coro__thread *t = coro__thread_get();
+    if (!t)
+        return ENOMEM;
+    int err = coro__stack_alloc(size + sizeof(coro_t) + 64, &st);
+    if (err)
+        return err;
+
+    coro_t *co = (coro_t *)(((uintptr_t)st - sizeof(coro_t)) & ~(uintptr_t)63);
+    co->caller = NULL;
+    co->resumer = NULL;
+    co->transfer = NULL;
+    co->fn = fn;
+    co->arg = arg;
+    co->stack = st;
+    co->owner = 0;
+    co->id = new_id(t);
+    co->state = CORO_READY;
+    co->err = 0;
+    co->sched = NULL;
+    co->debug = NULL;
+    st->user = co;
+    if (attr)
+        memcpy(co->name, attr->name, sizeof co->name);
+    else
+        co->name[0] = '\0';
+    co->name[CORO_NAME_MAX] = '\0';
+    coro__ctx_make(&co->ctx, st->lo, (size_t)((char *)co - st->lo), coro_main, co);
+    *out = co;
+    return 0;
+}
+
+static void check_canary(const coro_t *co)
+{
+    if (unlikely(coro__stack_canary_broken(co->stack))) {
+        static const char msg[] = "coro: stack overflow (canary overwritten)\n";
+        if (write(2, msg, sizeof msg - 1) < 0) {
+            /* nothing more to say */
+        }
+        abort();
+    }
+}
+
+int coro_resume(coro_t *co, void *in, void **out)
+{
+    if (unlikely(!co))
+        return EINVAL;
+    struct coro__thread *t = coro__thread_get();
+    if (unlikely(!t))
+        return ENOMEM;
+    switch (co->state) {
+    case CORO_READY:
+        co->owner = t->serial;
+        break;
+    case CORO_SUSPENDED:
+        if (unlikely(co->owner != t->serial))
+            return EPERM;
+        break;
+    case CORO_FINISHED:
+        return ESRCH;
+    default:
+        return EBUSY;
+    }
+
+    coro_t *self = t->current;
+    ucontext_t *from = self ? &self->ctx : &t->main_ctx;
+    if (self)
+        self->state = CORO_NORMAL;
+    co->resumer = self;
+    co->caller = from;
+    co->transfer = in;
+    co->state = CORO_RUNNING;
+    t->current = co;
+
+    int my_err = errno;
+    errno = co->err;
+    coro__ctx_swap(from, &co->ctx);
+    co->err = errno;
+    errno = my_err;
+
+    check_canary(co);
+    t->current = self;
+    if (self)
+        self->state = CORO_RUNNING;
+    co->resumer = NULL;
+    if (out)
+        *out = co->transfer;
+    return 0;
+}
+
+int coro_yield(void *out, void **in)
+{
+    struct coro__thread *t = tl;
+    coro_t *co = t ? t->current : NULL;
+
+    if (unlikely(!co))
+        return EPERM;
+    co->transfer = out;
+    co->state = CORO_SUSPENDED;
+    coro__ctx_swap(&co->ctx, co->caller);
+    if (in)
+        *in = co->transfer;
+    return 0;
+}
+
+int coro_destroy(coro_t *co)
+{
+    if (!co)
+        return EINVAL;
+    if (co->state == CORO_RUNNING || co->state == CORO_NORMAL)
+        return EBUSY;
+    co->state = CORO_FINISHED;
+    co->stack->user = NULL;
+    coro__stack_free(co->stack);
+    return 0;
+}
+
+coro_state_t coro_state(const coro_t *co)
+{
+    return co ? (coro_state_t)co->state : CORO_FINISHED;
+}
+
+coro_t *coro_self(void)
+{
+    return tl ? tl->current : NULL;
+}
+
+uint64_t coro_id(const coro_t *co)
+{
+    return co ? co->id : 0;
+}
+
+const char *coro_name(const coro_t *co)
+{
+    return co ? co->name : "";
+}
+
+size_t coro_stack_size(const coro_t *co)
+{
+    return co ? (size_t)((const char *)co - co->stack->lo) : 0;
+}

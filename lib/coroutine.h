@@ -1,0 +1,51 @@
+/* coro: the coroutine object and the per-thread state, shared by the
+ * layers above (sched, debug).  Private: not installed. */
+#ifndef CORO_COROUTINE_H
+#define CORO_COROUTINE_H
+
+#include "coro.h"
+#include "ctx.h"
+#include "stack.h"
+
+#include <stdint.h>
+#include <ucontext.h>
+
+#define CORO__ATTR_MAGIC 0xC0A77001u
+
+/* Per-thread state, created on the thread's first create or resume and
+ * freed when the thread exits. */
+struct coro__thread {
+    coro_t *current;         /* running coroutine, NULL on the thread's own stack */
+    ucontext_t main_ctx;     /* the thread's own flow while a coroutine runs */
+    uint64_t serial;         /* unique per thread, never reused */
+    uint64_t next_id;        /* block of coroutine ids reserved for this thread */
+    uint64_t end_id;
+    void *sched;             /* the sched layer's per-thread scheduler, or NULL */
+};
+
+/* The coroutine object sits at the top of its own stack, just below the
+ * stack descriptor: creating one touches a single page. */
+struct coro {
+    ucontext_t ctx;          /* saved registers while it is not running */
+    ucontext_t *caller;      /* where coro_yield goes: the resumer's context */
+    struct coro *resumer;    /* the coroutine that resumed it, NULL for a thread */
+    void *transfer;          /* the value crossing the current switch */
+    coro_fn fn;
+    void *arg;
+    coro__stack_t *stack;    /* its memory; usable stack is [stack->lo, this) */
+    uint64_t owner;          /* serial of the thread it started on; 0 before */
+    uint64_t id;
+    int state;               /* coro_state_t */
+    int err;                 /* its errno while it is not running */
+    char name[CORO_NAME_MAX + 1];
+    void *sched;             /* the sched layer's per-coroutine data */
+    void *debug;             /* the debug layer's per-coroutine data (sanitizers) */
+};
+/* The registry of live coroutines is the stack layer's slab list: every
+ * carved stack's descriptor points (user) at the coroutine living on it.
+ * Creating and destroying costs one store each, and no lock. */
+
+/* This thread's state, created if needed; NULL only when malloc fails. */
+struct coro__thread *coro__thread_get(void);
+
+#endif

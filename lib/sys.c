@@ -1,0 +1,68 @@
+/* sys: failure-injectable system call wrappers (see sys.h). */
+#include "sys.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+struct fault {
+    atomic_long countdown; /* calls left before the failure; 0 = disarmed */
+    int err;
+    int sticky;
+};
+
+static struct fault faults[CORO__SYS_NOPS];
+
+void coro__sys_fail(enum coro__sys_op op, long nth, int err, int sticky)
+{
+    faults[op].err = err;
+    faults[op].sticky = sticky;
+    atomic_store(&faults[op].countdown, nth);
+}
+
+/* True when this call of op is to fail; sets errno.  One relaxed load when
+ * nothing is armed. */
+static int injected(enum coro__sys_op op)
+{
+    struct fault *f = &faults[op];
+    long left = atomic_load_explicit(&f->countdown, memory_order_relaxed);
+
+    if (left == 0)
+        return 0;
+    if (left == 1 && f->sticky) {
+        errno = f->err;
+        return 1;
+    }
+    if (atomic_fetch_sub(&f->countdown, 1) != 1)
+        return 0;
+    errno = f->err;
+    return 1;
+}
+
+void *coro__sys_mmap(void *addr, size_t len, int prot, int flags)
+{
+    if (injected(CORO__SYS_MMAP))
+        return MAP_FAILED;
+    return mmap(addr, len, prot, flags, -1, 0);
+}
+
+int coro__sys_munmap(void *addr, size_t len)
+{
+    if (injected(CORO__SYS_MUNMAP))
+        return -1;
+    return munmap(addr, len);
+}
+
+int coro__sys_madvise(void *addr, size_t len, int advice)
+{
+    if (injected(CORO__SYS_MADVISE))
+        return -1;
+    return madvise(addr, len, advice);
+}
+
+int coro__sys_mprotect(void *addr, size_t len, int prot)
+{
+    if (injected(CORO__SYS_MPROTECT))
+        return -1;
+    return mprotect(addr, len, prot);
+}

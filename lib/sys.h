@@ -1,0 +1,28 @@
+/* sys: the system calls that can fail, behind wrappers, so that a test can
+ * make the Nth call of one fail and check that the error comes back and
+ * nothing leaks. */
+#ifndef CORO_SYS_H
+#define CORO_SYS_H
+
+#include <stddef.h>
+
+enum coro__sys_op {
+    CORO__SYS_MMAP,
+    CORO__SYS_MUNMAP,
+    CORO__SYS_MADVISE,
+    CORO__SYS_MPROTECT,
+    CORO__SYS_NOPS
+};
+
+/* Each returns what the system call returns (MAP_FAILED or -1 with errno on
+ * failure). */
+void *coro__sys_mmap(void *addr, size_t len, int prot, int flags);
+int coro__sys_munmap(void *addr, size_t len);
+int coro__sys_madvise(void *addr, size_t len, int advice);
+int coro__sys_mprotect(void *addr, size_t len, int prot);
+
+/* For tests: the nth call of op from now (1 = the next one) on any thread
+ * fails with err, and every later one too if sticky.  nth 0 disarms. */
+void coro__sys_fail(enum coro__sys_op op, long nth, int err, int sticky);
+
+#endif

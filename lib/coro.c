@@ -43,6 +43,7 @@ static struct coro__thread *thread_init(void)
         return NULL;
     pthread_once(&thread_once, thread_key_init);
     t->serial = atomic_fetch_add(&next_serial, 1);
+    t->errno_ptr = &errno;
     pthread_setspecific(thread_key, t);
     tl = t;
     return t;
@@ -89,14 +90,55 @@ int coro_attr_set_name(coro_attr_t *attr, const char *name)
     return 0;
 }
 
+/* Switches from the running flow to `to`, saving it in `from`; returns 0
+ * when switched back.  Inline so that each caller tail-calls the switch. */
+static inline __attribute__((always_inline)) int switch_to(ucontext_t *from,
+                                                           const ucontext_t *to)
+{
+    int r = coro__ctx_swap(from, to);
+    CORO__AFTER_SWITCH();
+    return r;
+}
+
+static void check_canary(const coro_t *co)
+{
+    if (unlikely(coro__stack_canary_broken(co->stack))) {
+        static const char msg[] = "coro: stack overflow (canary overwritten)\n";
+        if (write(2, msg, sizeof msg - 1) < 0) {
+            /* nothing more to say */
+        }
+        abort();
+    }
+}
+
+/* Bookkeeping of a coroutine leaving for its resumer (yield or return):
+ * hands value to the resumer, gives it back the thread, and swaps errno. */
+static inline void leave(struct coro__thread *t, coro_t *co, int state, void *value)
+{
+    coro_t *back = co->resumer;
+
+    check_canary(co);
+    if (co->out)
+        *co->out = value;
+    co->state = state;
+    co->err = *t->errno_ptr;
+    t->current = back;
+    if (back) {
+        back->state = CORO_RUNNING;
+        *t->errno_ptr = back->err;
+    } else {
+        *t->errno_ptr = t->main_err;
+    }
+}
+
 /* First code run on a new coroutine's stack. */
 static void coro_main(void *p)
 {
     coro_t *co = p;
+    void *ret = co->fn(co->arg);
 
-    co->transfer = co->fn(co->arg);
-    co->state = CORO_FINISHED;
-    coro__ctx_swap(&co->ctx, co->caller);
+    leave(tl, co, CORO_FINISHED, ret);
+    switch_to(&co->ctx, co->caller);
     abort(); /* a finished coroutine is never switched to */
 }
 
@@ -123,7 +165,8 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     coro_t *co = (coro_t *)(((uintptr_t)st - sizeof(coro_t)) & ~(uintptr_t)63);
     co->caller = NULL;
     co->resumer = NULL;
-    co->transfer = NULL;
+    co->out = NULL;
+    co->in = NULL;
     co->fn = fn;
     co->arg = arg;
     co->stack = st;
@@ -133,26 +176,15 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     co->err = 0;
     co->sched = NULL;
     co->debug = NULL;
-    st->user = co;
     if (attr)
         memcpy(co->name, attr->name, sizeof co->name);
     else
         co->name[0] = '\0';
     co->name[CORO_NAME_MAX] = '\0';
     coro__ctx_make(&co->ctx, st->lo, (size_t)((char *)co - st->lo), coro_main, co);
+    st->user = co;
     *out = co;
     return 0;
-}
-
-static void check_canary(const coro_t *co)
-{
-    if (unlikely(coro__stack_canary_broken(co->stack))) {
-        static const char msg[] = "coro: stack overflow (canary overwritten)\n";
-        if (write(2, msg, sizeof msg - 1) < 0) {
-            /* nothing more to say */
-        }
-        abort();
-    }
 }
 
 int coro_resume(coro_t *co, void *in, void **out)
@@ -169,6 +201,8 @@ int coro_resume(coro_t *co, void *in, void **out)
     case CORO_SUSPENDED:
         if (unlikely(co->owner != t->serial))
             return EPERM;
+        if (co->in)
+            *co->in = in;
         break;
     case CORO_FINISHED:
         return ESRCH;
@@ -177,29 +211,22 @@ int coro_resume(coro_t *co, void *in, void **out)
     }
 
     coro_t *self = t->current;
-    ucontext_t *from = self ? &self->ctx : &t->main_ctx;
-    if (self)
+    ucontext_t *from;
+    if (self) {
         self->state = CORO_NORMAL;
+        self->err = *t->errno_ptr;
+        from = &self->ctx;
+    } else {
+        t->main_err = *t->errno_ptr;
+        from = &t->main_ctx;
+    }
     co->resumer = self;
     co->caller = from;
-    co->transfer = in;
+    co->out = out;
     co->state = CORO_RUNNING;
     t->current = co;
-
-    int my_err = errno;
-    errno = co->err;
-    coro__ctx_swap(from, &co->ctx);
-    co->err = errno;
-    errno = my_err;
-
-    check_canary(co);
-    t->current = self;
-    if (self)
-        self->state = CORO_RUNNING;
-    co->resumer = NULL;
-    if (out)
-        *out = co->transfer;
-    return 0;
+    *t->errno_ptr = co->err;
+    return switch_to(from, &co->ctx);
 }
 
 int coro_yield(void *out, void **in)
@@ -209,12 +236,9 @@ int coro_yield(void *out, void **in)
 
     if (unlikely(!co))
         return EPERM;
-    co->transfer = out;
-    co->state = CORO_SUSPENDED;
-    coro__ctx_swap(&co->ctx, co->caller);
-    if (in)
-        *in = co->transfer;
-    return 0;
+    co->in = in;
+    leave(t, co, CORO_SUSPENDED, out);
+    return switch_to(&co->ctx, co->caller);
 }
 
 int coro_destroy(coro_t *co)

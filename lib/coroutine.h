@@ -20,6 +20,8 @@ struct coro__thread {
     uint64_t serial;         /* unique per thread, never reused */
     uint64_t next_id;        /* block of coroutine ids reserved for this thread */
     uint64_t end_id;
+    int *errno_ptr;          /* this thread's errno, looked up once */
+    int main_err;            /* the thread's own errno while a coroutine runs */
     void *sched;             /* the sched layer's per-thread scheduler, or NULL */
 };
 
@@ -29,7 +31,10 @@ struct coro {
     ucontext_t ctx;          /* saved registers while it is not running */
     ucontext_t *caller;      /* where coro_yield goes: the resumer's context */
     struct coro *resumer;    /* the coroutine that resumed it, NULL for a thread */
-    void *transfer;          /* the value crossing the current switch */
+    void **out;              /* where its next yield or return value goes: the
+                              * out argument of the coro_resume running it */
+    void **in;               /* where the next resume's value goes: the in
+                              * argument of its pending coro_yield */
     coro_fn fn;
     void *arg;
     coro__stack_t *stack;    /* its memory; usable stack is [stack->lo, this) */
@@ -47,5 +52,14 @@ struct coro {
 
 /* This thread's state, created if needed; NULL only when malloc fails. */
 struct coro__thread *coro__thread_get(void);
+
+/* Every switch is a tail call of coro__ctx_swap made after all the
+ * bookkeeping (states, values, errno) is done by the side switching away,
+ * so the side switching back resumes straight in its caller.  The debug
+ * layer's sanitizer hooks need code after the switch; they define
+ * CORO__AFTER_SWITCH and the tail call becomes a plain call. */
+#ifndef CORO__AFTER_SWITCH
+#define CORO__AFTER_SWITCH() ((void)0)
+#endif
 
 #endif

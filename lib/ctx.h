@@ -17,7 +17,10 @@ void coro__ctx_make(ucontext_t *uc, void *lo, size_t size,
                     void (*entry)(void *), void *arg);
 
 /* Saves the current flow into from and continues the one saved in to.
- * Returns when something switches back to from. */
-void coro__ctx_swap(ucontext_t *from, const ucontext_t *to);
+ * Returns 0 when something switches back to from.  The saved resume point
+ * is this call's return address, so a caller that tail-calls it
+ * (`return coro__ctx_swap(...)`) is resumed straight in its own caller: no
+ * return crosses stacks, and the return stack predictor stays right. */
+int coro__ctx_swap(ucontext_t *from, const ucontext_t *to);
 
 #endif

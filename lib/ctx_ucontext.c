@@ -31,8 +31,9 @@ void coro__ctx_make(ucontext_t *uc, void *lo, size_t size,
                 (unsigned)(e >> 32), (unsigned)e, (unsigned)(a >> 32), (unsigned)a);
 }
 
-void coro__ctx_swap(ucontext_t *from, const ucontext_t *to)
+int coro__ctx_swap(ucontext_t *from, const ucontext_t *to)
 {
     if (swapcontext(from, to) != 0)
         abort(); /* only fails for a bad pointer */
+    return 0;
 }

@@ -102,7 +102,7 @@ static inline __attribute__((always_inline)) int switch_to(ucontext_t *from,
 
 static void check_canary(const coro_t *co)
 {
-    if (unlikely(coro__stack_canary_broken(co->stack))) {
+    if (unlikely(co->canary) && coro__stack_canary_broken(co->stack)) {
         static const char msg[] = "coro: stack overflow (canary overwritten)\n";
         if (write(2, msg, sizeof msg - 1) < 0) {
             /* nothing more to say */
@@ -170,6 +170,7 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     co->fn = fn;
     co->arg = arg;
     co->stack = st;
+    co->canary = st->guard == CORO__GUARD_CANARY;
     co->owner = 0;
     co->id = new_id(t);
     co->state = CORO_READY;
@@ -187,27 +188,38 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     return 0;
 }
 
-int coro_resume(coro_t *co, void *in, void **out)
+/* The rarer cases of coro_resume: a first resume (which may also be this
+ * thread's first use of libcoro) and every error. */
+static int resume_check_slow(coro_t *co, struct coro__thread **tp)
 {
-    if (unlikely(!co))
-        return EINVAL;
-    struct coro__thread *t = coro__thread_get();
-    if (unlikely(!t))
-        return ENOMEM;
     switch (co->state) {
     case CORO_READY:
-        co->owner = t->serial;
-        break;
+        if (!(*tp = coro__thread_get()))
+            return ENOMEM;
+        co->owner = (*tp)->serial;
+        return 0;
     case CORO_SUSPENDED:
-        if (unlikely(co->owner != t->serial))
-            return EPERM;
-        if (co->in)
-            *co->in = in;
-        break;
+        return EPERM; /* it started on another thread */
     case CORO_FINISHED:
         return ESRCH;
     default:
         return EBUSY;
+    }
+}
+
+int coro_resume(coro_t *co, void *in, void **out)
+{
+    struct coro__thread *t = tl;
+
+    if (unlikely(!co))
+        return EINVAL;
+    if (likely(co->state == CORO_SUSPENDED && t && co->owner == t->serial)) {
+        if (co->in)
+            *co->in = in;
+    } else {
+        int err = resume_check_slow(co, &t);
+        if (err)
+            return err;
     }
 
     coro_t *self = t->current;

@@ -42,6 +42,7 @@ struct coro {
     uint64_t id;
     int state;               /* coro_state_t */
     int err;                 /* its errno while it is not running */
+    int canary;              /* its stack has canary words, no guard pages */
     char name[CORO_NAME_MAX + 1];
     void *sched;             /* the sched layer's per-coroutine data */
     void *debug;             /* the debug layer's per-coroutine data (sanitizers) */

@@ -133,7 +133,7 @@ static struct coro__pool *pool_for(size_t size)
     struct coro__pool *p = &coro__pools[n];
     p->usable = usable;
     p->stride = CORO__GUARD_SIZE + usable;
-    p->per_slab = SLAB_BYTES / p->stride ? SLAB_BYTES / p->stride : 1;
+    p->per_slab = p->stride < SLAB_BYTES ? SLAB_BYTES / p->stride : 1;
     pthread_mutex_init(&pool_locks[n], NULL);
     p->lock = &pool_locks[n];
     __atomic_store_n(&coro__npools, n + 1, __ATOMIC_RELEASE);

@@ -35,6 +35,7 @@ static atomic_int guard_mode;
 static atomic_long maps_left = -1;   /* mprotect guards cost two mappings */
 static atomic_flag warned_mprotect = ATOMIC_FLAG_INIT;
 static atomic_flag warned_canary = ATOMIC_FLAG_INIT;
+static atomic_flag warned_nomap = ATOMIC_FLAG_INIT;
 
 struct tcache_way {
     struct coro__pool *pool;
@@ -204,6 +205,11 @@ static int pool_take(struct coro__pool *p, coro__stack_t **out)
                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
         if (s == MAP_FAILED) {
             free(fresh);
+            debug_note(&warned_nomap,
+                       errno == ENOMEM
+                           ? "coro: cannot map stacks: out of address space or "
+                             "mappings (see vm.max_map_count, ulimit -v)\n"
+                           : "coro: cannot map stacks\n");
             return ENOMEM;
         }
         /* Advice only: a kernel without transparent huge pages says EINVAL. */

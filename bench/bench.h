@@ -1,0 +1,77 @@
+/* Helpers shared by the benchmarks: a clock, medians, the result table.
+ * Every benchmark measures its baselines in the same run, interleaved with
+ * libcoro, and reports medians: the machines are noisy. */
+#ifndef CORO_BENCH_H
+#define CORO_BENCH_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BENCH_MAX_RUNS 101
+
+static inline double bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static inline int bench_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n), which it sorts. */
+static inline double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, bench_cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* One measured implementation: its name and ns per operation of each run. */
+struct bench_row {
+    const char *name;
+    double ns[BENCH_MAX_RUNS];
+    double median, min, max;
+};
+
+static inline void bench_summarise(struct bench_row *r, int runs)
+{
+    double v[BENCH_MAX_RUNS];
+    memcpy(v, r->ns, sizeof(double) * (size_t)runs);
+    r->median = bench_median(v, runs);
+    r->min = v[0];
+    r->max = v[runs - 1];
+}
+
+static inline void bench_print_row(const struct bench_row *r)
+{
+    printf("| %-30s | %10.1f | %10.1f | %10.1f |\n", r->name, r->median,
+           r->min, r->max);
+}
+
+static inline void bench_print_head(void)
+{
+    printf("| %-30s | %10s | %10s | %10s |\n", "implementation", "median ns",
+           "min ns", "max ns");
+    printf("|--------------------------------|------------|------------|------------|\n");
+}
+
+/* Reads [iterations [runs]] from the command line. */
+static inline void bench_args(int argc, char **argv, long *iters, int *runs)
+{
+    if (argc > 1)
+        *iters = strtol(argv[1], NULL, 10);
+    if (argc > 2)
+        *runs = (int)strtol(argv[2], NULL, 10);
+    if (*iters < 1 || *runs < 1 || *runs > BENCH_MAX_RUNS) {
+        fprintf(stderr, "usage: %s [iterations >= 1] [runs 1..%d]\n", argv[0],
+                BENCH_MAX_RUNS);
+        exit(2);
+    }
+}
+
+#endif

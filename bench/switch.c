@@ -7,23 +7,50 @@
  *
  * Runs are interleaved (libcoro, swapcontext, fcontext, libcoro, ...) so
  * that a noisy neighbour hurts every implementation alike; the table shows
- * the median of the runs. */
+ * the median of the runs.
+ *
+ * A second table repeats the measure with the floating-point exception
+ * flags differing between the two sides: the coroutine made one inexact
+ * division, the resumer cleared its flags.  Every real program gets there
+ * (any double arithmetic raises "inexact"), and a switch that carries the
+ * flags per coroutine then writes them on every switch: on some x86 cores
+ * an ldmxcsr that changes a status flag, read back by stmxcsr, costs about
+ * a hundred times more than one that changes nothing. */
 #define _GNU_SOURCE
 #include "bench.h"
 
 #include <coro.h>
+#include <fenv.h>
 #include <stdint.h>
 #include <ucontext.h>
 
 #define STACK_SIZE (256 * 1024)
 
 static volatile uintptr_t sink;
+static volatile double fp_one = 1.0, fp_three = 3.0, fp_sink;
+
+/* Whether the coroutine side raises "inexact" before the ping-pong starts. */
+static int dirty;
+
+static void raise_inexact(void)
+{
+    fp_sink = fp_one / fp_three;
+}
+
+/* Called by the resumer right before timing. */
+static void clear_flags(void)
+{
+    if (dirty)
+        feclearexcept(FE_ALL_EXCEPT);
+}
 
 /* ------------------------------------------------------------- libcoro */
 
 static void *coro_pong(void *arg)
 {
     void *in = arg;
+    if (dirty)
+        raise_inexact();
     for (;;)
         coro_yield(in, &in);
     return NULL;
@@ -40,6 +67,7 @@ static double run_libcoro(long n)
         exit(1);
     }
     coro_resume(co, NULL, NULL);
+    clear_flags();
     double t0 = bench_now_ns();
     for (long i = 0; i < n; i++) {
         coro_resume(co, (void *)(uintptr_t)i, &out);
@@ -58,6 +86,8 @@ static uintptr_t uc_value;
 
 static void uc_pong(void)
 {
+    if (dirty)
+        raise_inexact();
     for (;;) {
         uc_value++;
         swapcontext(&uc_co, &uc_main);
@@ -94,6 +124,7 @@ static double run_swapcontext(long n)
     char *stack = uc_start();
     uintptr_t sum = 0;
 
+    clear_flags();
     double t0 = bench_now_ns();
     for (long i = 0; i < n; i++)
         sum += uc_round_trip((uintptr_t)i);
@@ -117,6 +148,8 @@ fcontext_t make_fcontext(void *sp, size_t size, void (*fn)(transfer_t));
 
 static void fc_pong(transfer_t t)
 {
+    if (dirty)
+        raise_inexact();
     for (;;)
         t = jump_fcontext(t.fctx, t.data);
 }
@@ -132,6 +165,7 @@ static double run_fcontext(long n)
     }
     fcontext_t fc = make_fcontext(stack + STACK_SIZE, STACK_SIZE, fc_pong);
     fc = jump_fcontext(fc, NULL).fctx;
+    clear_flags();
     double t0 = bench_now_ns();
     for (long i = 0; i < n; i++) {
         transfer_t t = jump_fcontext(fc, (void *)(uintptr_t)i);
@@ -147,17 +181,16 @@ static double run_fcontext(long n)
 
 /* ---------------------------------------------------------------- main */
 
-int main(int argc, char **argv)
+/* Measures every implementation runs times, interleaved, and prints the
+ * table. */
+static void measure(long n, int runs, const char *title)
 {
-    long n = 1000000;
-    int runs = 7;
     struct bench_row coro = {.name = "libcoro coro_resume+yield"};
     struct bench_row uc = {.name = "glibc swapcontext"};
 #ifdef HAVE_FCONTEXT
     struct bench_row fc = {.name = "Boost.Context fcontext"};
 #endif
 
-    bench_args(argc, argv, &n, &runs);
     /* Warm-up: caches, the stack cache, page faults. */
     run_libcoro(n / 10 + 1);
     run_swapcontext(n / 10 + 1);
@@ -174,8 +207,8 @@ int main(int argc, char **argv)
     bench_summarise(&coro, runs);
     bench_summarise(&uc, runs);
 
-    printf("switch: one resume + yield round trip (2 switches), %ld round trips, "
-           "%d runs interleaved\n\n", n, runs);
+    printf("switch: one resume + yield round trip (2 switches), %s; "
+           "%ld round trips, %d runs interleaved\n\n", title, n, runs);
     bench_print_head();
     bench_print_row(&coro);
     bench_print_row(&uc);
@@ -186,6 +219,18 @@ int main(int argc, char **argv)
 #else
     printf("\nlibcoro / fcontext:     n/a (built without libboost_context)\n");
 #endif
-    printf("swapcontext / libcoro:  %5.2f\n", uc.median / coro.median);
+    printf("swapcontext / libcoro:  %5.2f\n\n", uc.median / coro.median);
+}
+
+int main(int argc, char **argv)
+{
+    long n = 1000000;
+    int runs = 7;
+
+    bench_args(argc, argv, &n, &runs);
+    dirty = 0;
+    measure(n, runs, "same FP flags on both sides");
+    dirty = 1;
+    measure(n / 4 + 1, runs, "FP exception flags differ");
     return 0;
 }

@@ -1,0 +1,617 @@
+/* Check suite of the stack layer: allocation and reuse through the
+ * per-thread cache, guards and their fallbacks, failures that must leave
+ * nothing mapped, and memory given back.  Every test runs in its own forked
+ * child, so each starts with no stack carved and the kernel probe fresh. */
+#define _GNU_SOURCE
+#include "lib/coroutine.h"
+#include "lib/stack.h"
+#include "lib/sys.h"
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The guard tests expect a plain SIGSEGV, not ASan's report. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "handle_segv=0";
+}
+
+#define KIB ((size_t)1024)
+
+static long maps_lines(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    long n = 0;
+    int c;
+
+    ck_assert_ptr_nonnull(f);
+    while ((c = getc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size, resident;
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &resident), 2);
+    fclose(f);
+    return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static coro__stack_t *alloc_ok(size_t size)
+{
+    coro__stack_t *st = NULL;
+
+    ck_assert_int_eq(coro__stack_alloc(size, &st), 0);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_uint_ge((size_t)((char *)st - st->lo), size - 4 * KIB);
+    return st;
+}
+
+/* Puts every system call back to normal. */
+static void disarm(void)
+{
+    for (int op = 0; op < CORO__SYS_NOPS; op++)
+        coro__sys_fail((enum coro__sys_op)op, 0, 0, 0);
+}
+
+/* ------------------------------------------------------------ alloc, reuse */
+
+START_TEST(alloc_gives_usable_memory)
+{
+    coro__stack_t *st = alloc_ok(64 * KIB);
+
+    ck_assert_ptr_null(st->user);
+    ck_assert_int_ne(st->guard, CORO__GUARD_CANARY);
+    /* Every byte below the descriptor is ours. */
+    memset(st->lo, 0xa5, (size_t)((char *)st - st->lo));
+    ck_assert_ptr_eq(coro__stack_find(st->lo), st);
+    ck_assert_ptr_eq(coro__stack_find((char *)st - 1), st);
+    ck_assert_ptr_null(coro__stack_find_guard(st->lo));
+    ck_assert_ptr_eq(coro__stack_find_guard(st->lo - 1), st);
+    ck_assert_ptr_eq(coro__stack_find_guard(st->lo - CORO__GUARD_SIZE), st);
+    coro__stack_free(st);
+}
+END_TEST
+
+START_TEST(freed_stack_comes_back)
+{
+    coro__stack_t *a = alloc_ok(64 * KIB);
+
+    coro__stack_free(a);
+    ck_assert_ptr_eq(alloc_ok(64 * KIB), a);
+}
+END_TEST
+
+START_TEST(cache_returns_same_set)
+{
+    enum { N = 32 };
+    coro__stack_t *st[N], *again[N];
+
+    for (int i = 0; i < N; i++)
+        st[i] = alloc_ok(64 * KIB);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < i; j++) {
+            ck_assert_ptr_ne(st[i], st[j]);
+            /* no two overlap: guard + usable of each are disjoint */
+            ck_assert(st[i]->lo - CORO__GUARD_SIZE >= (char *)st[j] + 64 ||
+                      st[j]->lo - CORO__GUARD_SIZE >= (char *)st[i] + 64);
+        }
+    for (int i = 0; i < N; i++)
+        coro__stack_free(st[i]);
+    for (int i = 0; i < N; i++)
+        again[i] = alloc_ok(64 * KIB);
+    /* The cache is last in, first out. */
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_eq(again[i], st[N - 1 - i]);
+}
+END_TEST
+
+START_TEST(sizes_do_not_mix)
+{
+    coro__stack_t *small = alloc_ok(16 * KIB), *big = alloc_ok(1024 * KIB);
+
+    ck_assert_uint_ge((size_t)((char *)big - big->lo), 1024 * KIB);
+    coro__stack_free(small);
+    /* A freed small stack is not handed out for a big request. */
+    coro__stack_t *big2 = alloc_ok(1024 * KIB);
+    ck_assert_ptr_ne(big2, small);
+    ck_assert_ptr_eq(alloc_ok(16 * KIB), small);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ guards */
+
+START_TEST(guard_faults_below_lo)
+{
+    coro__stack_t *st = alloc_ok(64 * KIB);
+
+    st->lo[0] = 1;        /* the lowest usable byte is fine */
+    st->lo[-1] = 1;       /* the byte below is not */
+    ck_abort_msg("write into the guard did not fault");
+}
+END_TEST
+
+START_TEST(guard_faults_at_its_bottom)
+{
+    coro__stack_t *st = alloc_ok(64 * KIB);
+
+    st->lo[-(ptrdiff_t)CORO__GUARD_SIZE] = 1;
+    ck_abort_msg("write into the guard did not fault");
+}
+END_TEST
+
+START_TEST(guard_survives_reuse)
+{
+    coro__stack_t *st = alloc_ok(64 * KIB);
+
+    coro__stack_free(st);
+    st = alloc_ok(64 * KIB);
+    st->lo[-4096] = 1;
+    ck_abort_msg("write into the guard of a reused stack did not fault");
+}
+END_TEST
+
+/* MADV_GUARD_INSTALL refused as on a kernel before 6.13: mprotect guards. */
+static coro__stack_t *mprotect_fallback_stack(long *maps_added)
+{
+    coro__stack_reset_probe(1000);
+    coro__sys_fail(CORO__SYS_MADVISE, 1, EINVAL, 1);
+    coro__stack_t *first = alloc_ok(64 * KIB);
+    long before = maps_lines();
+    coro__stack_t *st = alloc_ok(64 * KIB);
+    *maps_added = maps_lines() - before;
+    disarm();
+    ck_assert_int_eq(first->guard, CORO__GUARD_MPROTECT);
+    ck_assert_int_eq(st->guard, CORO__GUARD_MPROTECT);
+    return st;
+}
+
+START_TEST(fallback_mprotect)
+{
+    long added;
+    coro__stack_t *st = mprotect_fallback_stack(&added);
+
+    /* A guard in the middle of a slab splits its mapping in three. */
+    ck_assert_int_eq(added, 2);
+    memset(st->lo, 1, (size_t)((char *)st - st->lo));
+    /* Learnt once: later stacks go straight to mprotect. */
+    ck_assert_int_eq(alloc_ok(64 * KIB)->guard, CORO__GUARD_MPROTECT);
+}
+END_TEST
+
+START_TEST(fallback_mprotect_faults)
+{
+    long added;
+    coro__stack_t *st = mprotect_fallback_stack(&added);
+
+    st->lo[-1] = 1;
+    ck_abort_msg("write into an mprotect guard did not fault");
+}
+END_TEST
+
+START_TEST(fallback_canary_when_budget_spent)
+{
+    /* Room for two mprotect guards (two mappings each), then canaries. */
+    coro__stack_reset_probe(4);
+    coro__sys_fail(CORO__SYS_MADVISE, 1, EINVAL, 1);
+    coro__stack_t *a = alloc_ok(64 * KIB), *b = alloc_ok(64 * KIB);
+    long before = maps_lines();
+    coro__stack_t *c = alloc_ok(64 * KIB), *d = alloc_ok(64 * KIB);
+    disarm();
+
+    ck_assert_int_eq(a->guard, CORO__GUARD_MPROTECT);
+    ck_assert_int_eq(b->guard, CORO__GUARD_MPROTECT);
+    ck_assert_int_eq(c->guard, CORO__GUARD_CANARY);
+    ck_assert_int_eq(d->guard, CORO__GUARD_CANARY);
+    ck_assert_int_eq(maps_lines(), before); /* canaries cost no mapping */
+    ck_assert_int_eq(coro__stack_canary_broken(c), 0);
+    c->lo[0] ^= 1;
+    ck_assert_int_ne(coro__stack_canary_broken(c), 0);
+    c->lo[0] ^= 1;
+    ck_assert_int_eq(coro__stack_canary_broken(c), 0);
+    /* Real guards never report a broken canary. */
+    a->lo[0] ^= 1;
+    ck_assert_int_eq(coro__stack_canary_broken(a), 0);
+}
+END_TEST
+
+/* mprotect failing with ENOMEM means the kernel's mapping limit is hit
+ * whatever our budget said: canaries from then on. */
+START_TEST(fallback_canary_when_mprotect_enomem)
+{
+    coro__stack_reset_probe(1000);
+    coro__sys_fail(CORO__SYS_MADVISE, 1, EINVAL, 1);
+    coro__sys_fail(CORO__SYS_MPROTECT, 1, ENOMEM, 0);
+    coro__stack_t *a = alloc_ok(64 * KIB), *b = alloc_ok(64 * KIB);
+    disarm();
+    ck_assert_int_eq(a->guard, CORO__GUARD_CANARY);
+    ck_assert_int_eq(b->guard, CORO__GUARD_CANARY);
+}
+END_TEST
+
+/* A canary stack's memory given back above the watermark keeps a valid
+ * canary when reused. */
+START_TEST(canary_rewritten_after_release)
+{
+    enum { N = 400 };
+    coro__stack_t *st[N];
+
+    coro__stack_reset_probe(0);
+    coro__sys_fail(CORO__SYS_MADVISE, 1, EINVAL, 1);
+    for (int i = 0; i < N; i++)
+        st[i] = alloc_ok(64 * KIB);
+    coro__sys_fail(CORO__SYS_MADVISE, 0, 0, 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(st[i]->guard, CORO__GUARD_CANARY);
+        coro__stack_free(st[i]);
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(coro__stack_canary_broken(alloc_ok(64 * KIB)), 0);
+}
+END_TEST
+
+/* Coroutines on canary stacks: an overwritten canary aborts the switch
+ * away from the coroutine. */
+static void *smash_then_yield(void *unused)
+{
+    (void)unused;
+    *(volatile uint64_t *)coro_self()->stack->lo = 0;
+    coro_yield(NULL, NULL);
+    return NULL;
+}
+
+static void *smash_then_return(void *unused)
+{
+    (void)unused;
+    *(volatile uint64_t *)coro_self()->stack->lo = 0;
+    return NULL;
+}
+
+static void *just_yield(void *unused)
+{
+    (void)unused;
+    coro_yield(NULL, NULL);
+    return NULL;
+}
+
+static void run_on_canary(coro_fn fn)
+{
+    coro_t *co;
+
+    coro__stack_reset_probe(0);
+    coro__sys_fail(CORO__SYS_MADVISE, 1, EINVAL, 1);
+    ck_assert_int_eq(coro_create(&co, fn, NULL, NULL), 0);
+    disarm();
+    ck_assert_int_eq(co->stack->guard, CORO__GUARD_CANARY);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(coro_state(co), CORO_FINISHED);
+    coro_destroy(co);
+}
+
+START_TEST(canary_intact_runs)
+{
+    run_on_canary(just_yield);
+}
+END_TEST
+
+START_TEST(canary_smashed_yield_aborts)
+{
+    run_on_canary(smash_then_yield);
+    ck_abort_msg("broken canary not detected on yield");
+}
+END_TEST
+
+START_TEST(canary_smashed_return_aborts)
+{
+    run_on_canary(smash_then_return);
+    ck_abort_msg("broken canary not detected on return");
+}
+END_TEST
+
+/* ------------------------------------------------------ failures: ENOMEM */
+
+/* Sets up everything that is made once (thread state, first pool), so
+ * that a later failure can be compared against a stable mapping count. */
+static void warm_up(void)
+{
+    coro_t *co;
+
+    coro__stack_free(alloc_ok(64 * KIB));
+    ck_assert_int_eq(coro_create(&co, just_yield, NULL, NULL), 0);
+    ck_assert_int_eq(coro_destroy(co), 0);
+}
+
+/* A size class not used yet, so that allocation must map a new slab. */
+static size_t fresh_size(int k)
+{
+    return (size_t)(200 + k) * 4 * KIB;
+}
+
+static void expect_enomem(enum coro__sys_op op, int err, int k)
+{
+    coro__stack_t *st = (coro__stack_t *)&st;
+    coro_t *co = (coro_t *)&co;
+    coro_attr_t attr;
+
+    warm_up();
+    long before = maps_lines();
+
+    coro__sys_fail(op, 1, err, 1);
+    ck_assert_int_eq(coro__stack_alloc(fresh_size(k), &st), ENOMEM);
+    ck_assert_ptr_eq(st, (coro__stack_t *)&st); /* untouched */
+    ck_assert_int_eq(maps_lines(), before);
+
+    coro_attr_init(&attr);
+    ck_assert_int_eq(coro_attr_set_stack_size(&attr, fresh_size(k + 1)), 0);
+    ck_assert_int_eq(coro_create(&co, just_yield, NULL, &attr), ENOMEM);
+    ck_assert_ptr_eq(co, (coro_t *)&co);
+    ck_assert_int_eq(maps_lines(), before);
+    disarm();
+
+    /* Nothing was learnt from the failure: the next try works. */
+    st = alloc_ok(fresh_size(k));
+    ck_assert_int_ne(st->guard, CORO__GUARD_CANARY);
+    ck_assert_int_eq(coro_create(&co, just_yield, NULL, &attr), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(coro_destroy(co), 0);
+}
+
+START_TEST(mmap_fails_enomem)
+{
+    expect_enomem(CORO__SYS_MMAP, ENOMEM, 0);
+}
+END_TEST
+
+START_TEST(guard_madvise_fails_enomem)
+{
+    /* Any error but EINVAL: the kernel has the feature but refused. */
+    expect_enomem(CORO__SYS_MADVISE, ENOMEM, 2);
+}
+END_TEST
+
+START_TEST(guard_mprotect_fails_enomem)
+{
+    /* In the mprotect fallback, an error other than ENOMEM (the mapping
+     * limit) is a failure, not a reason to use canaries. */
+    coro__stack_reset_probe(1000);
+    coro__sys_fail(CORO__SYS_MADVISE, 1, EINVAL, 1);
+    warm_up(); /* learns "no madvise guards" */
+    coro__sys_fail(CORO__SYS_MADVISE, 0, 0, 0);
+    ck_assert_int_eq(alloc_ok(64 * KIB)->guard, CORO__GUARD_MPROTECT);
+    expect_enomem(CORO__SYS_MPROTECT, EACCES, 4);
+}
+END_TEST
+
+/* A failure on a stack carved from a slab that already exists. */
+START_TEST(guard_fails_in_existing_slab)
+{
+    coro__stack_t *a = alloc_ok(64 * KIB), *b = (coro__stack_t *)&b;
+    long before = maps_lines();
+
+    coro__sys_fail(CORO__SYS_MADVISE, 1, ENOMEM, 0);
+    ck_assert_int_eq(coro__stack_alloc(64 * KIB, &b), ENOMEM);
+    ck_assert_int_eq(maps_lines(), before);
+    b = alloc_ok(64 * KIB);
+    ck_assert_ptr_ne(a, b);
+    ck_assert_int_ne(b->guard, CORO__GUARD_CANARY);
+}
+END_TEST
+
+/* ---------------------------------------------------- memory given back */
+
+START_TEST(memory_above_watermark_released)
+{
+    enum { N = 1000 };
+    const size_t touch = 128 * KIB;
+    static coro__stack_t *st[N];
+
+    for (int i = 0; i < N; i++) {
+        st[i] = alloc_ok(256 * KIB);
+        memset((char *)st[i] - touch, 0x5a, touch); /* the top, as a stack grows */
+    }
+    size_t full = rss_bytes();
+    for (int i = 0; i < N; i++)
+        coro__stack_free(st[i]);
+    size_t after = rss_bytes();
+
+    /* The cache keeps a bounded number of stacks as they are; the rest
+     * (at least N - 128 here) go back. */
+    ck_assert_msg(after + N * touch / 2 <= full,
+                  "RSS %zu KiB with %d touched stacks, %zu KiB after freeing",
+                  full / KIB, N, after / KIB);
+
+    /* Released stacks still work, and read as zeroes. */
+    int zeroed = 0;
+    for (int i = 0; i < N; i++) {
+        st[i] = alloc_ok(256 * KIB);
+        zeroed += ((char *)st[i])[-touch] == 0;
+        memset((char *)st[i] - touch, 0x33, touch);
+    }
+    ck_assert_int_ge(zeroed, N / 2);
+}
+END_TEST
+
+/* ----------------------------------------------------------------- threads */
+
+struct handoff {
+    coro__stack_t *in;      /* a stack the thread frees */
+    coro__stack_t *out[16]; /* what the thread allocated */
+    int n;
+    size_t size;
+};
+
+/* Frees h->in (allocated elsewhere), allocates again: the same stack. */
+static void *free_then_alloc(void *p)
+{
+    struct handoff *h = p;
+
+    coro__stack_free(h->in);
+    coro__stack_t *st = NULL;
+    if (coro__stack_alloc(h->size, &st) == 0)
+        h->out[0] = st;
+    /* Freed again: it stays in this thread's cache until the thread ends. */
+    coro__stack_free(st);
+    return NULL;
+}
+
+START_TEST(freed_on_other_thread_reusable)
+{
+    struct handoff h = {.size = 96 * KIB};
+    pthread_t t;
+
+    h.in = alloc_ok(h.size);
+    ck_assert_int_eq(pthread_create(&t, NULL, free_then_alloc, &h), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_ptr_eq(h.out[0], h.in);
+    /* The thread has exited: its cache went back to the pool. */
+    ck_assert_ptr_eq(alloc_ok(h.size), h.in);
+}
+END_TEST
+
+static void *alloc_n_free_n(void *p)
+{
+    struct handoff *h = p;
+
+    for (int i = 0; i < h->n; i++)
+        if (coro__stack_alloc(h->size, &h->out[i]) != 0)
+            h->out[i] = NULL;
+    for (int i = 0; i < h->n; i++)
+        if (h->out[i])
+            coro__stack_free(h->out[i]);
+    return NULL;
+}
+
+START_TEST(thread_exit_returns_cache)
+{
+    struct handoff h = {.size = 112 * KIB, .n = 16};
+    pthread_t t;
+    coro__stack_t *got[16];
+
+    ck_assert_int_eq(pthread_create(&t, NULL, alloc_n_free_n, &h), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    for (int i = 0; i < h.n; i++)
+        ck_assert_ptr_nonnull(h.out[i]);
+
+    /* Every stack the thread had cached comes back here, and no new one
+     * is carved meanwhile. */
+    for (int i = 0; i < h.n; i++)
+        got[i] = alloc_ok(h.size);
+    for (int i = 0; i < h.n; i++) {
+        int found = 0;
+        for (int j = 0; j < h.n; j++)
+            found += got[i] == h.out[j];
+        ck_assert_msg(found == 1, "stack %d not one of the exited thread's", i);
+    }
+    /* Threads keep going after an exit: a second round works the same. */
+    for (int i = 0; i < h.n; i++)
+        coro__stack_free(got[i]);
+}
+END_TEST
+
+/* Many threads allocating and freeing the same size at once. */
+static void *churn(void *p)
+{
+    size_t size = *(size_t *)p;
+    coro__stack_t *st[64];
+
+    for (int round = 0; round < 200; round++) {
+        for (int i = 0; i < 64; i++) {
+            if (coro__stack_alloc(size, &st[i]) != 0)
+                return (void *)1;
+            *(volatile char *)st[i]->lo = (char)i;
+            ((volatile char *)st[i])[-1] = (char)i;
+        }
+        for (int i = 0; i < 64; i++) {
+            if (((volatile char *)st[i])[-1] != (char)i)
+                return (void *)2;
+            coro__stack_free(st[i]);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(threads_churn)
+{
+    size_t size = 32 * KIB;
+    pthread_t t[4];
+    void *r;
+
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, churn, &size), 0);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(pthread_join(t[i], &r), 0);
+        ck_assert_ptr_null(r);
+    }
+}
+END_TEST
+
+static Suite *stack_suite(void)
+{
+    Suite *s = suite_create("stack");
+    TCase *tc = tcase_create("alloc");
+
+    tcase_add_test(tc, alloc_gives_usable_memory);
+    tcase_add_test(tc, freed_stack_comes_back);
+    tcase_add_test(tc, cache_returns_same_set);
+    tcase_add_test(tc, sizes_do_not_mix);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("guard");
+    tcase_add_test_raise_signal(tc, guard_faults_below_lo, SIGSEGV);
+    tcase_add_test_raise_signal(tc, guard_faults_at_its_bottom, SIGSEGV);
+    tcase_add_test_raise_signal(tc, guard_survives_reuse, SIGSEGV);
+    tcase_add_test(tc, fallback_mprotect);
+    tcase_add_test_raise_signal(tc, fallback_mprotect_faults, SIGSEGV);
+    tcase_add_test(tc, fallback_canary_when_budget_spent);
+    tcase_add_test(tc, fallback_canary_when_mprotect_enomem);
+    tcase_add_test(tc, canary_rewritten_after_release);
+    tcase_add_test(tc, canary_intact_runs);
+    tcase_add_test_raise_signal(tc, canary_smashed_yield_aborts, SIGABRT);
+    tcase_add_test_raise_signal(tc, canary_smashed_return_aborts, SIGABRT);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("enomem");
+    tcase_add_test(tc, mmap_fails_enomem);
+    tcase_add_test(tc, guard_madvise_fails_enomem);
+    tcase_add_test(tc, guard_mprotect_fails_enomem);
+    tcase_add_test(tc, guard_fails_in_existing_slab);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("memory");
+    tcase_add_test(tc, memory_above_watermark_released);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("threads");
+    tcase_add_test(tc, freed_on_other_thread_reusable);
+    tcase_add_test(tc, thread_exit_returns_cache);
+    tcase_add_test(tc, threads_churn);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(stack_suite());
+
+    /* Each test needs a process of its own: the probe, the injected
+     * failures and the caches are process-wide. */
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

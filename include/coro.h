@@ -137,6 +137,64 @@ CORO_API size_t coro_stack_size(const coro_t *co);
 /* ------------------------------------------------------------ diagnostics */
 /* (debug layer: coro_dump, coro_backtrace, registry root for debuggers) */
 
+/* The root from which a debugger finds every live coroutine by reading
+ * memory alone: in a live process without running code in it, or in a core
+ * file, even when the library is stripped (this is a dynamic symbol, and
+ * the layout of everything it leads to is given here as byte offsets, so
+ * no debug information is needed).  Programs have no use for it; gdb's
+ * extension (installed with the library, see coro_debug(7)) reads it.
+ *
+ * The walk: for each pool i in [0, *npools), at pools + i * pool_size;
+ * for each slab in its list (the first at pool + pool_slabs, the next at
+ * slab + slab_next, a null pointer ends it); for each k in [0, carved):
+ * the stack's lowest usable byte is lo = base + k * stride + guard_size,
+ * its descriptor is at lo + usable - desc_reserve, and the pointer at
+ * descriptor + stack_user is the live coroutine on that stack, or null.
+ * A coroutine's fields are at the coro_* offsets: id (uint64_t), name
+ * (coro_name_size chars, NUL-terminated), state (int, a coro_state_t),
+ * fn (its entry function), and ctx, a ucontext_t holding its saved
+ * registers while it is not running (uc_mcontext at ctx + ctx_mcontext).
+ * Its stack is [lo, the coroutine's address).  Pointers and size_t fields
+ * are ptr_size bytes.  Slabs and their list only grow, and every store
+ * that publishes one is a release, so a walk never meets a dangling
+ * pointer.
+ *
+ * Compatibility: magic is CORO_DEBUG_MAGIC; version is CORO_DEBUG_VERSION,
+ * raised when a field changes meaning; new fields are only appended, and
+ * size says how many there are. */
+#define CORO_DEBUG_MAGIC 0xC0D3B6C0u
+#define CORO_DEBUG_VERSION 1u
+
+struct coro_debug_root {
+    uint32_t magic;         /* CORO_DEBUG_MAGIC */
+    uint32_t version;       /* CORO_DEBUG_VERSION */
+    uint32_t size;          /* sizeof(struct coro_debug_root) */
+    uint32_t ptr_size;      /* sizeof(void *), also sizeof(size_t) */
+    const void *pools;      /* the array of stack pools */
+    const int *npools;      /* how many of them are in use */
+    uint32_t guard_size;    /* bytes of guard below every stack */
+    uint32_t desc_reserve;  /* the descriptor rule above */
+    uint32_t pool_size;     /* distance between two pools in the array */
+    uint32_t pool_usable;   /* offsets in a pool: usable bytes (size_t), */
+    uint32_t pool_stride;   /* guard + usable bytes (size_t), */
+    uint32_t pool_slabs;    /* newest slab (pointer) */
+    uint32_t slab_next;     /* offsets in a slab: older slab (pointer), */
+    uint32_t slab_base;     /* first byte (pointer), */
+    uint32_t slab_carved;   /* stacks carved from it (size_t) */
+    uint32_t stack_lo;      /* offsets in a descriptor: lowest usable byte, */
+    uint32_t stack_user;    /* the coroutine on it (pointers) */
+    uint32_t coro_id;       /* offsets in a coroutine */
+    uint32_t coro_name;
+    uint32_t coro_name_size;
+    uint32_t coro_state;
+    uint32_t coro_fn;
+    uint32_t coro_ctx;
+    uint32_t ctx_mcontext;  /* offset of uc_mcontext in a ucontext_t */
+};
+
+/* For debuggers only; see struct coro_debug_root.  Never changes. */
+CORO_API extern const struct coro_debug_root coro_debug_root;
+
 #ifdef __cplusplus
 }
 #endif

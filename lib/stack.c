@@ -1,6 +1,7 @@
 /* stack: slabs, guards and the per-thread cache (see stack.h). */
 #define _GNU_SOURCE
 #include "stack.h"
+#include "registry.h"
 #include "sys.h"
 
 #include <errno.h>
@@ -24,6 +25,9 @@
 
 struct coro__pool coro__pools[MAX_POOLS];
 int coro__npools;
+/* Keeps lib/registry.c, the debuggers' root, in every program linked
+ * with the static library. */
+static const void *const keep_registry __attribute__((used)) = &coro_debug_root;
 static pthread_mutex_t pool_locks[MAX_POOLS];
 static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -183,7 +187,7 @@ static int install_guard(char *lo)
 
 static coro__stack_t *descriptor(struct coro__pool *p, char *lo)
 {
-    return (coro__stack_t *)(lo + p->usable - round_up(sizeof(coro__stack_t), 64));
+    return (coro__stack_t *)(lo + p->usable - CORO__STACK_DESC_RESERVE);
 }
 
 /* Takes a stack from the pool: a cold one, or a new one carved from the

@@ -37,6 +37,10 @@ typedef struct coro__stack {
                                 * owner: the coro layer (read by the registry) */
 } coro__stack_t;
 
+/* Bytes at the end of a stack region kept for its descriptor: the
+ * descriptor of the stack at lo is at lo + pool usable - this. */
+#define CORO__STACK_DESC_RESERVE ((sizeof(coro__stack_t) + 63) / 64 * 64)
+
 /* A slab: per_slab stacks side by side, each [guard | usable].  Slabs are
  * never unmapped, and their list only grows (published with release
  * stores), so a signal handler or a debugger can walk it without locks. */

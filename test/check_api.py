@@ -37,7 +37,9 @@ def exported(lib):
         parts = line.split()
         if len(parts) >= 3:
             names.add(parts[2].split('@')[0])
-    return names - LINKER_SYMBOLS
+    # AddressSanitizer gives each exported variable an ODR indicator,
+    # __odr_asan.<name>: the compiler's, not part of the API.
+    return {n for n in names - LINKER_SYMBOLS if not n.startswith('__odr_asan')}
 
 
 def project_version():

@@ -105,7 +105,8 @@ CORO_API int coro_yield(void *out, void **in);
 /* Frees a coroutine and returns its stack to the cache.  A suspended
  * coroutine is abandoned where it stands: its stack is not unwound, so
  * whatever it holds is not released.
- * Returns 0; EINVAL if co is NULL; EBUSY if co is running or normal. */
+ * Returns 0; EINVAL if co is NULL; EBUSY if co is running or normal;
+ * EPERM if co was made by coro_spawn (coro_join frees it). */
 CORO_API int coro_destroy(coro_t *co);
 
 /* The state of co; CORO_FINISHED for NULL. */
@@ -126,10 +127,106 @@ CORO_API const char *coro_name(const coro_t *co);
 CORO_API size_t coro_stack_size(const coro_t *co);
 
 /* ------------------------------------------------------------- scheduler */
-/* (sched layer: coro_spawn, coro_run, coro_join, ...) */
+/* Each thread has its own scheduler, made by its first coro_spawn.  A
+ * spawned coroutine runs when the thread calls coro_run, until it blocks
+ * (coro_join, coro_sleep, a channel, a lock, ...), yields or returns; the
+ * scheduler then runs the next ready one.  Spawned coroutines never move to
+ * another thread.  Calls that block ("blocking calls") may only be made by
+ * a spawned coroutine while its scheduler runs it: anywhere else they
+ * return EPERM.  A blocking call that can wait has a variant with a
+ * deadline and returns ETIMEDOUT when it passes, and every blocking call
+ * returns ECANCELED when the coroutine is cancelled (coro_cancel).
+ *
+ * A spawned coroutine is freed by coro_join, or when it finishes if it was
+ * spawned detached.  Never pass one to coro_resume or coro_destroy: the
+ * scheduler owns it.  Inside a spawned coroutine, coro_yield lets every
+ * other ready coroutine run once and then continues: the coroutine goes to
+ * the back of the ready queue, the value it yields is dropped and *in is
+ * set to NULL. */
+
+/* Creates a coroutine that runs fn(arg) on this thread's scheduler, and
+ * puts it at the back of the ready queue: it starts at the next coro_run
+ * (or, if coro_run is running, after the coroutines already ready).  attr
+ * is as for coro_create (NULL for the defaults).  If co is not NULL the
+ * handle is stored there and must be given to coro_join exactly once (a
+ * handle never joined is reported on stderr and freed when coro_run
+ * returns); if co is NULL the coroutine is detached and freed when it
+ * finishes.  Any code on the thread may call it: main flow, spawned or
+ * plain coroutines.
+ * Returns 0; EINVAL if fn is NULL or attr was not initialised by
+ * coro_attr_init; ENOMEM if no memory or stack can be had (nothing is
+ * left allocated, *co is unchanged). */
+CORO_API int coro_spawn(coro_t **co, coro_fn fn, void *arg, const coro_attr_t *attr);
+
+/* Runs this thread's scheduler until every coroutine it was given has
+ * finished, sleeping (not polling) while all of them wait for a deadline.
+ * Call it from the thread's own flow, outside any coroutine.
+ * If at some point every remaining coroutine is blocked with no deadline
+ * pending and nothing left that could wake it (a deadlock), it prints on
+ * stderr a report naming each one (id, name, whom it joins), then cancels
+ * their waits: each blocked call returns ECANCELED, and from then on
+ * every blocking call except coro_join fails at once with ECANCELED, so
+ * that the coroutines can only unwind and finish.  When they all have,
+ * coro_run returns EDEADLK.
+ * When it returns, nothing spawned is left: handles that were never joined
+ * are reported on stderr and freed (they are invalid from then on).
+ * Returns 0 (also when nothing was spawned); EDEADLK after a deadlock as
+ * above; EPERM if called inside a coroutine; ENOMEM if this thread's state
+ * cannot be allocated. */
+CORO_API int coro_run(void);
+
+/* Waits until co finishes, stores its return value in *result (if result
+ * is not NULL) and frees co.  Blocking call: only a spawned coroutine run
+ * by its scheduler may join, and only coroutines of the same thread.
+ * Returns 0; EPERM if the caller is not a spawned coroutine run by this
+ * thread's scheduler (the thread's own flow included: use coro_run, and
+ * join from a coroutine), or co belongs to another thread; EINVAL if co is
+ * NULL, was not made by coro_spawn, is detached, or another coroutine is
+ * joining it already; EDEADLK if co is the caller, or co is (directly or
+ * through a chain of joins) joining the caller; ECANCELED if the caller was
+ * cancelled (co is then still joinable). */
+CORO_API int coro_join(coro_t *co, void **result);
+
+/* coro_join with a deadline: absolute CLOCK_MONOTONIC nanoseconds (see
+ * coro_now), -1 for none.
+ * Returns as coro_join, and also ETIMEDOUT if co has not finished by the
+ * deadline (co is then still joinable; a finished co is joined whatever the
+ * deadline), EINVAL if deadline is below -1. */
+CORO_API int coro_join_until(coro_t *co, void **result, int64_t deadline);
+
+/* Cancels co's current blocking call, or, if it is not blocked now, its
+ * next one: that call returns ECANCELED (once; later calls block as
+ * usual).  co may be the caller.  May be called from anywhere on co's
+ * thread, in or outside coroutines.
+ * Returns 0; EINVAL if co is NULL or was not made by coro_spawn; ESRCH if
+ * co has finished; EPERM if co belongs to another thread's scheduler. */
+CORO_API int coro_cancel(coro_t *co);
 
 /* ----------------------------------------------------------------- timers */
-/* (timer layer: coro_now, coro_sleep, coro_cancel, ...) */
+/* Deadlines are absolute nanoseconds on CLOCK_MONOTONIC, -1 meaning none.
+ * Deadlines live in a heap per scheduler: adding or removing one costs
+ * O(log n) with any number pending.  A deadline that has already passed is
+ * not returned at once: the coroutine still waits for the scheduler's next
+ * timer check, so coroutines whose deadlines have passed wake in deadline
+ * order (equal deadlines in the order they were set). */
+
+/* The current time: CLOCK_MONOTONIC in nanoseconds.  Any thread, any
+ * context. */
+CORO_API int64_t coro_now(void);
+
+/* Blocks the calling spawned coroutine for ns nanoseconds (0 or less: it
+ * lets the other ready coroutines run, then continues).
+ * Returns 0 when the time has passed; ECANCELED if the coroutine was
+ * cancelled (coro_cancel) before or while sleeping; EPERM if the caller is
+ * not a spawned coroutine run by this thread's scheduler. */
+CORO_API int coro_sleep(int64_t ns);
+
+/* Blocks the calling spawned coroutine until deadline (see coro_now); -1
+ * sleeps until cancelled.
+ * Returns 0 when the deadline has passed; ECANCELED if the coroutine was
+ * cancelled before or while sleeping; EPERM if the caller is not a spawned
+ * coroutine run by this thread's scheduler; EINVAL if deadline is below -1. */
+CORO_API int coro_sleep_until(int64_t deadline);
 
 /* -------------------------------------------------------- synchronisation */
 /* (sync layer: channels, select, mutex, cond, semaphore, wait group, future) */

@@ -259,6 +259,8 @@ int coro_destroy(coro_t *co)
         return EINVAL;
     if (co->state == CORO_RUNNING || co->state == CORO_NORMAL)
         return EBUSY;
+    if (co->sched)
+        return EPERM; /* spawned: its scheduler frees it */
     co->state = CORO_FINISHED;
     co->stack->user = NULL;
     coro__stack_free(co->stack);

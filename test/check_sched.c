@@ -1,0 +1,896 @@
+/* Check suite of the sched layer: spawn, run, join, yield, cancel,
+ * deadlock reports, and the internal park/unpark that sync builds on
+ * (links the static library to reach lib/sched.h). */
+#define _GNU_SOURCE
+#include "lib/sched.h"
+
+#include <check.h>
+#include <coro.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ helpers */
+
+/* An order log: each step appends one letter. */
+static char trail[4096];
+
+static void mark(char c)
+{
+    size_t n = strlen(trail);
+
+    ck_assert_uint_lt(n, sizeof trail - 1);
+    trail[n] = c;
+    trail[n + 1] = '\0';
+}
+
+static void *mark_arg(void *arg)
+{
+    mark((char)(long)arg);
+    return arg;
+}
+
+/* Runs coro_run with stderr sent to a file; returns coro_run's result and
+ * what it printed in out (NUL-terminated). */
+static int run_capturing(char *out, size_t size)
+{
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    fflush(stderr);
+    int saved = dup(2);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(dup2(fileno(f), 2), 2);
+
+    int r = coro_run();
+
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    return r;
+}
+
+static coro_t *spawn_named(coro_fn fn, void *arg, const char *name)
+{
+    coro_attr_t attr;
+    coro_t *co;
+
+    coro_attr_init(&attr);
+    coro_attr_set_name(&attr, name);
+    ck_assert_int_eq(coro_spawn(&co, fn, arg, &attr), 0);
+    return co;
+}
+
+/* ------------------------------------------------------ spawn and run */
+
+START_TEST(run_with_nothing)
+{
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_int_eq(coro_run(), 0);
+}
+END_TEST
+
+START_TEST(spawn_order_is_fifo)
+{
+    for (char c = 'a'; c <= 'e'; c++)
+        ck_assert_int_eq(coro_spawn(NULL, mark_arg, (void *)(long)c, NULL), 0);
+    ck_assert_str_eq(trail, ""); /* nothing runs before coro_run */
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "abcde");
+}
+END_TEST
+
+static void *spawner(void *arg)
+{
+    (void)arg;
+    mark('P');
+    ck_assert_int_eq(coro_spawn(NULL, mark_arg, (void *)'x', NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, mark_arg, (void *)'y', NULL), 0);
+    mark('p'); /* children start only when the spawner gives way */
+    ck_assert_int_eq(coro_yield(NULL, NULL), 0);
+    mark('q');
+    return NULL;
+}
+
+START_TEST(spawn_from_a_coroutine)
+{
+    ck_assert_int_eq(coro_spawn(NULL, spawner, NULL, NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, mark_arg, (void *)'b', NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "Ppbxyq");
+}
+END_TEST
+
+START_TEST(run_again_after_run)
+{
+    ck_assert_int_eq(coro_spawn(NULL, mark_arg, (void *)'1', NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_int_eq(coro_spawn(NULL, mark_arg, (void *)'2', NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "12");
+}
+END_TEST
+
+static void *spawn_from_plain(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_spawn(NULL, mark_arg, (void *)'s', NULL), 0);
+    ck_assert_int_eq(coro_run(), EPERM); /* inside a coroutine */
+    return NULL;
+}
+
+START_TEST(spawn_from_plain_coroutine)
+{
+    coro_t *co;
+
+    ck_assert_int_eq(coro_create(&co, spawn_from_plain, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(coro_destroy(co), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "s");
+}
+END_TEST
+
+static int detached_done;
+
+static void *detached_body(void *arg)
+{
+    for (long i = 0; i < (long)arg; i++)
+        coro_yield(NULL, NULL);
+    detached_done++;
+    return NULL;
+}
+
+START_TEST(detached_are_freed)
+{
+    /* ASan's leak check (and the stack cache) see that they are freed. */
+    for (long i = 0; i < 1000; i++)
+        ck_assert_int_eq(coro_spawn(NULL, detached_body, (void *)(i % 7), NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_int_eq(detached_done, 1000);
+}
+END_TEST
+
+START_TEST(spawn_errors)
+{
+    coro_attr_t bad;
+    coro_t *co = (coro_t *)&bad;
+
+    memset(&bad, 0, sizeof bad);
+    ck_assert_int_eq(coro_spawn(&co, NULL, NULL, NULL), EINVAL);
+    ck_assert_int_eq(coro_spawn(&co, mark_arg, NULL, &bad), EINVAL);
+    ck_assert_ptr_eq(co, (coro_t *)&bad); /* unchanged */
+    ck_assert_int_eq(coro_run(), 0);      /* nothing was left queued */
+    ck_assert_str_eq(trail, "");
+}
+END_TEST
+
+START_TEST(spawned_cannot_be_destroyed)
+{
+    coro_t *co;
+
+    ck_assert_int_eq(coro_spawn(&co, mark_arg, (void *)'d', NULL), 0);
+    ck_assert_int_eq(coro_destroy(co), EPERM);
+    char err[512];
+    ck_assert_int_eq(run_capturing(err, sizeof err), 0);
+    ck_assert_str_eq(trail, "d");
+    ck_assert_ptr_nonnull(strstr(err, "never joined"));
+}
+END_TEST
+
+/* --------------------------------------------------------------- join */
+
+static void *plus_one(void *arg)
+{
+    coro_yield(NULL, NULL);
+    return (void *)((long)arg + 1);
+}
+
+static void *joiner(void *arg)
+{
+    (void)arg;
+    coro_t *a, *b, *c;
+    void *r = (void *)-1;
+
+    ck_assert_int_eq(coro_spawn(&a, plus_one, (void *)10, NULL), 0);
+    ck_assert_int_eq(coro_spawn(&b, plus_one, (void *)20, NULL), 0);
+    ck_assert_int_eq(coro_spawn(&c, mark_arg, (void *)'c', NULL), 0);
+    /* a has not started: the join waits for it. */
+    ck_assert_int_eq(coro_join(a, &r), 0);
+    ck_assert_ptr_eq(r, (void *)11);
+    /* c finished meanwhile: the join returns at once. */
+    ck_assert_int_eq(coro_state(c), CORO_FINISHED);
+    ck_assert_int_eq(coro_join(c, &r), 0);
+    ck_assert_ptr_eq(r, (void *)'c');
+    ck_assert_int_eq(coro_join(b, NULL), 0); /* result may be NULL */
+    return (void *)'J';
+}
+
+START_TEST(join_returns_results)
+{
+    ck_assert_int_eq(coro_spawn(NULL, joiner, NULL, NULL), 0);
+    char err[512];
+    ck_assert_int_eq(run_capturing(err, sizeof err), 0);
+    ck_assert_str_eq(err, ""); /* no unjoined handle */
+    ck_assert_str_eq(trail, "c");
+}
+END_TEST
+
+static coro_t *chain_next[3];
+
+static void *chain(void *arg)
+{
+    long i = (long)arg;
+    void *r = NULL;
+
+    if (i < 2) {
+        ck_assert_int_eq(coro_spawn(&chain_next[i + 1], chain, (void *)(i + 1), NULL), 0);
+        ck_assert_int_eq(coro_join(chain_next[i + 1], &r), 0);
+    }
+    return (void *)((long)r * 10 + i + 1);
+}
+
+START_TEST(join_nested)
+{
+    void *r = NULL;
+
+    ck_assert_int_eq(coro_spawn(&chain_next[0], chain, (void *)0, NULL), 0);
+    /* The handle kept by the main flow cannot be joined there: EPERM. */
+    ck_assert_int_eq(coro_join(chain_next[0], &r), EPERM);
+    char err[512];
+    ck_assert_int_eq(run_capturing(err, sizeof err), 0);
+    /* ... so coro_run reports it and frees it. */
+    ck_assert_ptr_nonnull(strstr(err, "never joined"));
+}
+END_TEST
+
+static void *join_self(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_join(coro_self(), NULL), EDEADLK);
+    return NULL;
+}
+
+static coro_t *cycle[3];
+
+static void *cycle_member(void *arg)
+{
+    long i = (long)arg;
+
+    if (i < 2)
+        return (void *)(long)coro_join(cycle[i + 1], NULL);
+    /* 0 joins 1, 1 joins 2; 2 joining 0 would close the loop. */
+    ck_assert_int_eq(coro_join(cycle[0], NULL), EDEADLK);
+    return NULL;
+}
+
+static void *cycle_root(void *arg)
+{
+    (void)arg;
+    void *r;
+
+    for (long i = 0; i < 3; i++)
+        ck_assert_int_eq(coro_spawn(&cycle[i], cycle_member, (void *)i, NULL), 0);
+    ck_assert_int_eq(coro_join(cycle[0], &r), 0);
+    ck_assert_ptr_eq(r, (void *)0);
+    return NULL;
+}
+
+START_TEST(join_deadlocks_are_refused)
+{
+    ck_assert_int_eq(coro_spawn(NULL, join_self, NULL, NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, cycle_root, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+}
+END_TEST
+
+static coro_t *shared_target;
+
+static void *join_target(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        coro_yield(NULL, NULL);
+    return (void *)7;
+}
+
+static void *second_joiner(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_join(shared_target, NULL), EINVAL); /* one joiner only */
+    mark('2');
+    return NULL;
+}
+
+static void *first_joiner(void *arg)
+{
+    (void)arg;
+    void *r;
+
+    ck_assert_int_eq(coro_spawn(&shared_target, join_target, NULL, NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, second_joiner, NULL, NULL), 0);
+    ck_assert_int_eq(coro_join(shared_target, &r), 0);
+    ck_assert_ptr_eq(r, (void *)7);
+    mark('1');
+    return NULL;
+}
+
+static coro_t *detached_self;
+
+static void *detached_reporter(void *arg)
+{
+    (void)arg;
+    detached_self = coro_self();
+    coro_yield(NULL, NULL);
+    return NULL;
+}
+
+static void *join_misuse(void *arg)
+{
+    (void)arg;
+    coro_t *plain;
+
+    ck_assert_int_eq(coro_join(NULL, NULL), EINVAL);
+    ck_assert_int_eq(coro_join_until(coro_self(), NULL, -2), EINVAL);
+    ck_assert_int_eq(coro_create(&plain, mark_arg, (void *)'p', NULL), 0);
+    ck_assert_int_eq(coro_join(plain, NULL), EINVAL); /* not spawned */
+    ck_assert_int_eq(coro_destroy(plain), 0);
+    ck_assert_int_eq(coro_spawn(NULL, detached_reporter, NULL, NULL), 0);
+    coro_yield(NULL, NULL);
+    ck_assert_ptr_nonnull(detached_self);
+    ck_assert_int_eq(coro_join(detached_self, NULL), EINVAL); /* detached */
+    ck_assert_int_eq(coro_run(), EPERM);
+    return NULL;
+}
+
+START_TEST(join_errors)
+{
+    ck_assert_int_eq(coro_spawn(NULL, first_joiner, NULL, NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, join_misuse, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "21");
+}
+END_TEST
+
+static void *join_from_plain(void *arg)
+{
+    coro_t *target = arg;
+
+    ck_assert_int_eq(coro_join(target, NULL), EPERM);
+    return NULL;
+}
+
+static void *resumes_plain(void *arg)
+{
+    coro_t *plain;
+    coro_t *target;
+
+    (void)arg;
+    ck_assert_int_eq(coro_spawn(&target, mark_arg, (void *)'t', NULL), 0);
+    /* A plain coroutine resumed by a spawned one is not scheduled. */
+    ck_assert_int_eq(coro_create(&plain, join_from_plain, target, NULL), 0);
+    ck_assert_int_eq(coro_resume(plain, NULL, NULL), 0);
+    ck_assert_int_eq(coro_destroy(plain), 0);
+    ck_assert_int_eq(coro_join(target, NULL), 0);
+    return NULL;
+}
+
+START_TEST(join_outside_scheduled_coroutine)
+{
+    coro_t *co;
+
+    ck_assert_int_eq(coro_join(NULL, NULL), EPERM); /* main flow */
+    ck_assert_int_eq(coro_spawn(&co, resumes_plain, NULL, NULL), 0);
+    ck_assert_int_eq(coro_join(co, NULL), EPERM);
+    char err[512];
+    ck_assert_int_eq(run_capturing(err, sizeof err), 0);
+    ck_assert_str_eq(trail, "t");
+}
+END_TEST
+
+START_TEST(unjoined_handles_are_reported)
+{
+    coro_t *co = spawn_named(mark_arg, (void *)'u', "forgotten");
+    char err[512];
+
+    ck_assert_int_eq(run_capturing(err, sizeof err), 0);
+    char want[128];
+    snprintf(want, sizeof want, "#%llu \"forgotten\" finished but was never joined",
+             (unsigned long long)coro_id(co));
+    ck_assert_ptr_nonnull(strstr(err, want));
+}
+END_TEST
+
+/* -------------------------------------------------------------- yield */
+
+static void *yielder(void *arg)
+{
+    for (int i = 0; i < 3; i++) {
+        void *in = (void *)1;
+        mark((char)(long)arg);
+        ck_assert_int_eq(coro_yield((void *)99, &in), 0);
+        ck_assert_ptr_null(in); /* the scheduler passes NULL */
+    }
+    return NULL;
+}
+
+START_TEST(yield_round_robin)
+{
+    ck_assert_int_eq(coro_spawn(NULL, yielder, (void *)'a', NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, yielder, (void *)'b', NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, yielder, (void *)'c', NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "abcabcabc");
+}
+END_TEST
+
+/* A ping-pong pair built on park/unpark, and a hog that only yields: both
+ * must progress while the other runs. */
+static coro_t *ping_co, *pong_co;
+static int exchanges, hog_turns, hog_turns_during_pingpong, pingpong_done;
+
+static void *ping(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++) {
+        exchanges++;
+        coro__unpark(pong_co, 0);
+        ck_assert_int_eq(coro__park(-1), 0);
+    }
+    hog_turns_during_pingpong = hog_turns;
+    pingpong_done = 1;
+    coro__unpark(pong_co, 1);
+    return NULL;
+}
+
+static void *pong(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int r = coro__park(-1);
+        if (r == 1)
+            return NULL;
+        ck_assert_int_eq(r, 0);
+        exchanges++;
+        coro__unpark(ping_co, 0);
+    }
+}
+
+static void *hog(void *arg)
+{
+    (void)arg;
+    while (!pingpong_done) {
+        hog_turns++;
+        ck_assert_int_lt(hog_turns, 1000000); /* the pair must finish */
+        coro_yield(NULL, NULL);
+    }
+    return NULL;
+}
+
+START_TEST(yield_does_not_starve)
+{
+    ck_assert_int_eq(coro_spawn(&pong_co, pong, NULL, NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, hog, NULL, NULL), 0);
+    ck_assert_int_eq(coro_spawn(&ping_co, ping, NULL, NULL), 0);
+    /* Handles kept only to unpark; coro_run frees them (and says so). */
+    char err[512];
+    ck_assert_int_eq(run_capturing(err, sizeof err), 0);
+    ck_assert_int_eq(exchanges, 2000);
+    /* Round robin: the hog ran once per round, about once per exchange. */
+    ck_assert_int_ge(hog_turns_during_pingpong, 1000);
+    ck_assert_int_le(hog_turns, 3000);
+}
+END_TEST
+
+/* --------------------------------------------------------- park/unpark */
+
+static int park_result;
+static int other_ran;
+
+static void *parks(void *arg)
+{
+    park_result = coro__park((int64_t)(long)arg);
+    return NULL;
+}
+
+static void *unparks(void *arg)
+{
+    coro_t *target = arg;
+
+    coro__unpark(target, 42);
+    coro__unpark(target, 43); /* not parked any more: nothing */
+    return NULL;
+}
+
+static void *park_root(void *arg)
+{
+    coro_t *p;
+
+    (void)arg;
+    ck_assert_int_eq(coro_spawn(&p, parks, (void *)-1L, NULL), 0);
+    coro_yield(NULL, NULL); /* p parks */
+    ck_assert_int_eq(coro_state(p), CORO_SUSPENDED);
+    ck_assert_int_eq(coro_spawn(NULL, unparks, p, NULL), 0);
+    ck_assert_int_eq(coro_join(p, NULL), 0);
+    ck_assert_int_eq(park_result, 42);
+    return NULL;
+}
+
+START_TEST(unpark_delivers_result)
+{
+    ck_assert_int_eq(coro_spawn(NULL, park_root, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+}
+END_TEST
+
+static void *park_timeout_root(void *arg)
+{
+    coro_t *p;
+
+    (void)arg;
+    int64_t deadline = coro_now() + 1000000; /* 1 ms */
+    ck_assert_int_eq(coro_spawn(&p, parks, (void *)(long)deadline, NULL), 0);
+    ck_assert_int_eq(coro_join(p, NULL), 0);
+    ck_assert_int_eq(park_result, ETIMEDOUT);
+    ck_assert_int_ge(coro_now(), deadline);
+    /* A deadline already passed still parks, and times out. */
+    ck_assert_int_eq(coro__park(0), ETIMEDOUT);
+    return NULL;
+}
+
+START_TEST(park_deadline_passes)
+{
+    ck_assert_int_eq(coro_spawn(NULL, park_timeout_root, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+}
+END_TEST
+
+static void *park_early_root(void *arg)
+{
+    coro_t *p;
+
+    (void)arg;
+    /* An hour away: if unpark left the timer behind, coro_run would sleep
+     * until it and the test would time out. */
+    int64_t deadline = coro_now() + 3600 * 1000000000LL;
+    ck_assert_int_eq(coro_spawn(&p, parks, (void *)(long)deadline, NULL), 0);
+    coro_yield(NULL, NULL);
+    coro__unpark(p, 5);
+    ck_assert_int_eq(coro_join(p, NULL), 0);
+    ck_assert_int_eq(park_result, 5);
+    return NULL;
+}
+
+START_TEST(unpark_removes_deadline)
+{
+    ck_assert_int_eq(coro_spawn(NULL, park_early_root, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+}
+END_TEST
+
+static void *park_cancel_root(void *arg)
+{
+    coro_t *p;
+
+    (void)arg;
+    int64_t deadline = coro_now() + 3600 * 1000000000LL;
+    ck_assert_int_eq(coro_spawn(&p, parks, (void *)(long)deadline, NULL), 0);
+    coro_yield(NULL, NULL);
+    ck_assert_int_eq(coro_cancel(p), 0);
+    ck_assert_int_eq(coro_join(p, NULL), 0);
+    ck_assert_int_eq(park_result, ECANCELED);
+    ck_assert_int_eq(coro_spawn(&p, parks, (void *)-1L, NULL), 0);
+    coro_yield(NULL, NULL);
+    ck_assert_int_eq(coro_cancel(p), 0);
+    ck_assert_int_eq(coro_join(p, NULL), 0);
+    ck_assert_int_eq(park_result, ECANCELED);
+    ck_assert_int_eq(coro_cancel(coro_self()), 0); /* itself */
+    ck_assert_int_eq(coro__park(-1), ECANCELED);
+    return NULL;
+}
+
+START_TEST(cancel_while_parked)
+{
+    ck_assert_int_eq(coro_spawn(NULL, park_cancel_root, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+}
+END_TEST
+
+static void *marks_other(void *arg)
+{
+    (void)arg;
+    other_ran = 1;
+    return NULL;
+}
+
+static void *cancelled_early(void *arg)
+{
+    (void)arg;
+    /* The cancel came before: the park returns at once, nobody else runs. */
+    ck_assert_int_eq(coro_spawn(NULL, marks_other, NULL, NULL), 0);
+    ck_assert_int_eq(coro__park(-1), ECANCELED);
+    ck_assert_int_eq(other_ran, 0);
+    /* Once only: the next park waits as usual. */
+    ck_assert_int_eq(coro__park(0), ETIMEDOUT);
+    ck_assert_int_eq(other_ran, 1);
+    return NULL;
+}
+
+START_TEST(cancel_before_park)
+{
+    coro_t *co;
+
+    ck_assert_int_eq(coro_spawn(&co, cancelled_early, NULL, NULL), 0);
+    ck_assert_int_eq(coro_cancel(co), 0); /* from the main flow, before it starts */
+    char err[512];
+    ck_assert_int_eq(run_capturing(err, sizeof err), 0);
+    ck_assert_int_eq(other_ran, 1);
+}
+END_TEST
+
+static void *cancel_misuse(void *arg)
+{
+    coro_t *plain, *done;
+
+    (void)arg;
+    ck_assert_int_eq(coro_cancel(NULL), EINVAL);
+    ck_assert_int_eq(coro_create(&plain, mark_arg, NULL, NULL), 0);
+    ck_assert_int_eq(coro_cancel(plain), EINVAL);
+    ck_assert_int_eq(coro_destroy(plain), 0);
+    ck_assert_int_eq(coro_spawn(&done, mark_arg, (void *)'f', NULL), 0);
+    coro_yield(NULL, NULL);
+    ck_assert_int_eq(coro_cancel(done), ESRCH);
+    ck_assert_int_eq(coro_join(done, NULL), 0);
+    return NULL;
+}
+
+START_TEST(cancel_errors)
+{
+    ck_assert_int_eq(coro_spawn(NULL, cancel_misuse, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "f");
+}
+END_TEST
+
+static void *checks_plain(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro__sched_check(), EPERM);
+    ck_assert_int_eq(coro__park(-1), EPERM);
+    return NULL;
+}
+
+static void *checks_scheduled(void *arg)
+{
+    coro_t *plain;
+
+    (void)arg;
+    ck_assert_int_eq(coro__sched_check(), 0);
+    ck_assert_int_eq(coro_create(&plain, checks_plain, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(plain, NULL, NULL), 0);
+    ck_assert_int_eq(coro_destroy(plain), 0);
+    return NULL;
+}
+
+START_TEST(park_outside_scheduled_coroutine)
+{
+    coro_t *plain;
+
+    ck_assert_int_eq(coro__sched_check(), EPERM);
+    ck_assert_int_eq(coro__park(-1), EPERM);
+    ck_assert_int_eq(coro_create(&plain, checks_plain, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(plain, NULL, NULL), 0);
+    ck_assert_int_eq(coro_destroy(plain), 0);
+    ck_assert_int_eq(coro_spawn(NULL, checks_scheduled, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+}
+END_TEST
+
+static void *join_until_root(void *arg)
+{
+    coro_t *slow;
+    void *r;
+
+    (void)arg;
+    ck_assert_int_eq(coro_spawn(&slow, parks, (void *)-1L, NULL), 0);
+    ck_assert_int_eq(coro_join_until(slow, &r, coro_now() + 1000000), ETIMEDOUT);
+    ck_assert_int_eq(coro_join_until(slow, &r, 0), ETIMEDOUT); /* still joinable */
+    coro__unpark(slow, 3);
+    ck_assert_int_eq(coro_join_until(slow, &r, coro_now() + 3600 * 1000000000LL), 0);
+    ck_assert_int_eq(park_result, 3);
+    /* A finished coroutine is joined whatever the deadline. */
+    ck_assert_int_eq(coro_spawn(&slow, mark_arg, (void *)'z', NULL), 0);
+    coro_yield(NULL, NULL);
+    ck_assert_int_eq(coro_join_until(slow, &r, 0), 0);
+    ck_assert_ptr_eq(r, (void *)'z');
+    return NULL;
+}
+
+START_TEST(join_until_times_out)
+{
+    ck_assert_int_eq(coro_spawn(NULL, join_until_root, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+}
+END_TEST
+
+static coro_t *cancel_joiner_target;
+
+static void *cancellable_joiner(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_join(cancel_joiner_target, NULL), ECANCELED);
+    mark('j');
+    return NULL;
+}
+
+static void *cancel_joiner_root(void *arg)
+{
+    coro_t *j;
+    void *r;
+
+    (void)arg;
+    ck_assert_int_eq(coro_spawn(&cancel_joiner_target, plus_one, (void *)1, NULL), 0);
+    ck_assert_int_eq(coro_spawn(&j, cancellable_joiner, NULL, NULL), 0);
+    coro_yield(NULL, NULL); /* target yields, j parks in its join */
+    ck_assert_int_eq(coro_cancel(j), 0);
+    ck_assert_int_eq(coro_join(j, NULL), 0);
+    /* The target is still joinable, by someone else. */
+    ck_assert_int_eq(coro_join(cancel_joiner_target, &r), 0);
+    ck_assert_ptr_eq(r, (void *)2);
+    return NULL;
+}
+
+START_TEST(cancel_a_joiner)
+{
+    ck_assert_int_eq(coro_spawn(NULL, cancel_joiner_root, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "j");
+}
+END_TEST
+
+/* ------------------------------------------------------------ deadlock */
+
+static int stuck_results[2];
+static int after_cancel;
+
+static void *stuck(void *arg)
+{
+    long i = (long)arg;
+
+    stuck_results[i] = coro__park(-1);
+    /* From now on every wait fails at once: it can only unwind. */
+    after_cancel = coro__park(-1);
+    return (void *)i;
+}
+
+static void *stuck_joiner(void *arg)
+{
+    void *r = NULL;
+
+    ck_assert_int_eq(coro_join(arg, &r), 0); /* joins still work */
+    ck_assert_ptr_eq(r, (void *)0);
+    return NULL;
+}
+
+START_TEST(deadlock_is_reported)
+{
+    coro_t *a = spawn_named(stuck, (void *)0, "alpha");
+    ck_assert_int_eq(coro_spawn(NULL, stuck_joiner, a, NULL), 0);
+    coro_attr_t attr;
+    coro_attr_init(&attr);
+    coro_attr_set_name(&attr, "beta");
+    ck_assert_int_eq(coro_spawn(NULL, stuck, (void *)1, &attr), 0);
+
+    char err[2048], want[128];
+    ck_assert_int_eq(run_capturing(err, sizeof err), EDEADLK);
+    ck_assert_ptr_nonnull(strstr(err, "deadlock: 3 coroutines"));
+    snprintf(want, sizeof want, "#%llu \"alpha\"", (unsigned long long)coro_id(a));
+    ck_assert_ptr_nonnull(strstr(err, want));
+    ck_assert_ptr_nonnull(strstr(err, "\"beta\""));
+    snprintf(want, sizeof want, "joining #%llu", (unsigned long long)coro_id(a));
+    ck_assert_ptr_nonnull(strstr(err, want));
+    ck_assert_int_eq(stuck_results[0], ECANCELED);
+    ck_assert_int_eq(stuck_results[1], ECANCELED);
+    ck_assert_int_eq(after_cancel, ECANCELED);
+    ck_assert_ptr_null(strstr(err, "never joined"));
+    /* The scheduler is usable again. */
+    ck_assert_int_eq(coro_spawn(NULL, mark_arg, (void *)'!', NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "!");
+}
+END_TEST
+
+static void *lone_parker(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro__park(-1), ECANCELED);
+    return NULL;
+}
+
+START_TEST(deadlock_single)
+{
+    spawn_named(lone_parker, NULL, "lonely");
+    char err[1024];
+    ck_assert_int_eq(run_capturing(err, sizeof err), EDEADLK);
+    ck_assert_ptr_nonnull(strstr(err, "deadlock: 1 coroutine parked"));
+    ck_assert_ptr_nonnull(strstr(err, "\"lonely\""));
+    /* Its handle was never joined: reported and freed too. */
+    ck_assert_ptr_nonnull(strstr(err, "never joined"));
+}
+END_TEST
+
+/* ------------------------------------------------------------- suite */
+
+static void reset(void)
+{
+    trail[0] = '\0';
+}
+
+static Suite *sched_suite(void)
+{
+    Suite *s = suite_create("sched");
+    TCase *tc;
+
+    tc = tcase_create("spawn");
+    tcase_add_checked_fixture(tc, reset, NULL);
+    tcase_add_test(tc, run_with_nothing);
+    tcase_add_test(tc, spawn_order_is_fifo);
+    tcase_add_test(tc, spawn_from_a_coroutine);
+    tcase_add_test(tc, run_again_after_run);
+    tcase_add_test(tc, spawn_from_plain_coroutine);
+    tcase_add_test(tc, detached_are_freed);
+    tcase_add_test(tc, spawn_errors);
+    tcase_add_test(tc, spawned_cannot_be_destroyed);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("join");
+    tcase_add_checked_fixture(tc, reset, NULL);
+    tcase_add_test(tc, join_returns_results);
+    tcase_add_test(tc, join_nested);
+    tcase_add_test(tc, join_deadlocks_are_refused);
+    tcase_add_test(tc, join_errors);
+    tcase_add_test(tc, join_outside_scheduled_coroutine);
+    tcase_add_test(tc, unjoined_handles_are_reported);
+    tcase_add_test(tc, join_until_times_out);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("yield");
+    tcase_add_checked_fixture(tc, reset, NULL);
+    tcase_add_test(tc, yield_round_robin);
+    tcase_add_test(tc, yield_does_not_starve);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("park");
+    tcase_add_checked_fixture(tc, reset, NULL);
+    tcase_add_test(tc, unpark_delivers_result);
+    tcase_add_test(tc, park_deadline_passes);
+    tcase_add_test(tc, unpark_removes_deadline);
+    tcase_add_test(tc, cancel_while_parked);
+    tcase_add_test(tc, cancel_before_park);
+    tcase_add_test(tc, cancel_errors);
+    tcase_add_test(tc, cancel_a_joiner);
+    tcase_add_test(tc, park_outside_scheduled_coroutine);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("deadlock");
+    tcase_add_checked_fixture(tc, reset, NULL);
+    tcase_add_test(tc, deadlock_is_reported);
+    tcase_add_test(tc, deadlock_single);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(sched_suite());
+
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

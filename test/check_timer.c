@@ -1,0 +1,394 @@
+/* Check suite of the timer layer: the clock, sleep, deadlines and
+ * cancellation, through the public API only, and a million sleepers. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <coro.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MS 1000000LL
+#define HOUR (3600 * 1000000000LL)
+
+static char trail[4096];
+
+static void mark(char c)
+{
+    size_t n = strlen(trail);
+
+    ck_assert_uint_lt(n, sizeof trail - 1);
+    trail[n] = c;
+    trail[n + 1] = '\0';
+}
+
+static void reset(void)
+{
+    trail[0] = '\0';
+}
+
+/* coro_run with stderr captured into out. */
+static int run_capturing(char *out, size_t size)
+{
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    fflush(stderr);
+    int saved = dup(2);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(dup2(fileno(f), 2), 2);
+    int r = coro_run();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    return r;
+}
+
+/* -------------------------------------------------------------- clock */
+
+START_TEST(now_is_monotonic)
+{
+    int64_t prev = coro_now();
+
+    ck_assert_int_gt(prev, 0);
+    for (int i = 0; i < 100000; i++) {
+        int64_t t = coro_now();
+        ck_assert_int_ge(t, prev);
+        prev = t;
+    }
+}
+END_TEST
+
+/* -------------------------------------------------------------- sleep */
+
+static void *sleeps_ms(void *arg)
+{
+    int64_t ms = (long)arg % 100, before = coro_now();
+
+    ck_assert_int_eq(coro_sleep(ms * MS), 0);
+    ck_assert_int_ge(coro_now() - before, ms * MS); /* never early */
+    mark((char)((long)arg / 100));
+    return NULL;
+}
+
+START_TEST(sleepers_wake_in_deadline_order)
+{
+    static const long ms[] = {40, 10, 30, 0, 20};
+
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(coro_spawn(NULL, sleeps_ms, (void *)(('a' + i) * 100L + ms[i]), NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "dbeca");
+}
+END_TEST
+
+static int64_t shared_deadline;
+
+static void *sleeps_until_shared(void *arg)
+{
+    ck_assert_int_eq(coro_sleep_until(shared_deadline), 0);
+    ck_assert_int_ge(coro_now(), shared_deadline);
+    mark((char)(long)arg);
+    return NULL;
+}
+
+START_TEST(equal_deadlines_are_fifo)
+{
+    shared_deadline = coro_now() + 5 * MS;
+    for (char c = 'a'; c <= 'h'; c++)
+        ck_assert_int_eq(coro_spawn(NULL, sleeps_until_shared, (void *)(long)c, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "abcdefgh");
+}
+END_TEST
+
+static void *zero_sleeper(void *arg)
+{
+    (void)arg;
+    mark('z');
+    ck_assert_int_eq(coro_sleep(0), 0);
+    mark('Z');
+    ck_assert_int_eq(coro_sleep(-5), 0);
+    mark('N');
+    ck_assert_int_eq(coro_sleep_until(0), 0); /* long passed */
+    mark('P');
+    return NULL;
+}
+
+static void *yields_thrice(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        mark('y');
+        coro_yield(NULL, NULL);
+    }
+    return NULL;
+}
+
+START_TEST(sleep_zero_lets_others_run)
+{
+    ck_assert_int_eq(coro_spawn(NULL, zero_sleeper, NULL, NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, yields_thrice, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    /* Each timer check comes once a round: the yielder runs between. */
+    ck_assert_str_eq(trail, "zyyZyNP");
+}
+END_TEST
+
+static void *long_sleep(void *arg)
+{
+    /* Far away: coro_run must not wait for it once the sleeper is gone. */
+    ck_assert_int_eq(coro_sleep(HOUR), ECANCELED);
+    mark((char)(long)arg);
+    return NULL;
+}
+
+static void *forever(void *arg)
+{
+    ck_assert_int_eq(coro_sleep_until(-1), ECANCELED);
+    mark((char)(long)arg);
+    return NULL;
+}
+
+static void *canceller(void *arg)
+{
+    coro_t **targets = arg;
+
+    ck_assert_int_eq(coro_sleep(2 * MS), 0);
+    for (int i = 0; targets[i]; i++)
+        ck_assert_int_eq(coro_cancel(targets[i]), 0);
+    for (int i = 0; targets[i]; i++)
+        ck_assert_int_eq(coro_join(targets[i], NULL), 0);
+    mark('C');
+    return NULL;
+}
+
+START_TEST(cancel_while_sleeping)
+{
+    static coro_t *targets[3];
+
+    ck_assert_int_eq(coro_spawn(&targets[0], long_sleep, (void *)'l', NULL), 0);
+    ck_assert_int_eq(coro_spawn(&targets[1], forever, (void *)'f', NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, canceller, targets, NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, sleeps_ms, (void *)('s' * 100L + 5), NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    /* 's' wakes after 5 ms, anywhere around the others on a slow machine. */
+    char *s = strchr(trail, 's');
+    ck_assert_ptr_nonnull(s);
+    memmove(s, s + 1, strlen(s));
+    ck_assert_str_eq(trail, "lfC");
+}
+END_TEST
+
+static void *cancelled_sleeper(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_sleep(HOUR), ECANCELED); /* at once */
+    ck_assert_int_eq(coro_sleep(1 * MS), 0);         /* once only */
+    ck_assert_int_eq(coro_cancel(coro_self()), 0);
+    ck_assert_int_eq(coro_sleep_until(-1), ECANCELED);
+    mark('c');
+    return NULL;
+}
+
+START_TEST(cancel_before_sleeping)
+{
+    coro_t *co;
+
+    ck_assert_int_eq(coro_spawn(&co, cancelled_sleeper, NULL, NULL), 0);
+    ck_assert_int_eq(coro_cancel(co), 0);
+    char err[512];
+    ck_assert_int_eq(run_capturing(err, sizeof err), 0);
+    ck_assert_str_eq(trail, "c");
+}
+END_TEST
+
+static void *sleep_in_plain(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_sleep(1), EPERM);
+    ck_assert_int_eq(coro_sleep_until(-1), EPERM);
+    return NULL;
+}
+
+static void *bad_deadline(void *arg)
+{
+    coro_t *plain;
+
+    (void)arg;
+    ck_assert_int_eq(coro_sleep_until(-2), EINVAL);
+    ck_assert_int_eq(coro_create(&plain, sleep_in_plain, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(plain, NULL, NULL), 0);
+    ck_assert_int_eq(coro_destroy(plain), 0);
+    mark('b');
+    return NULL;
+}
+
+START_TEST(sleep_errors)
+{
+    coro_t *plain;
+
+    ck_assert_int_eq(coro_sleep(1), EPERM); /* main flow */
+    ck_assert_int_eq(coro_sleep_until(coro_now()), EPERM);
+    ck_assert_int_eq(coro_create(&plain, sleep_in_plain, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(plain, NULL, NULL), 0);
+    ck_assert_int_eq(coro_destroy(plain), 0);
+    ck_assert_int_eq(coro_spawn(NULL, bad_deadline, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "b");
+}
+END_TEST
+
+/* -------------------------------------------------------- join deadline */
+
+static void *naps(void *arg)
+{
+    ck_assert_int_eq(coro_sleep((long)arg * MS), 0);
+    return arg;
+}
+
+static void *join_with_deadlines(void *arg)
+{
+    coro_t *co;
+    void *r;
+
+    (void)arg;
+    ck_assert_int_eq(coro_spawn(&co, naps, (void *)20L, NULL), 0);
+    ck_assert_int_eq(coro_join_until(co, &r, coro_now() + 1 * MS), ETIMEDOUT);
+    /* Its timer is gone when the join succeeds before the hour is up. */
+    ck_assert_int_eq(coro_join_until(co, &r, coro_now() + HOUR), 0);
+    ck_assert_ptr_eq(r, (void *)20L);
+    mark('j');
+    return NULL;
+}
+
+START_TEST(join_until_deadline)
+{
+    ck_assert_int_eq(coro_spawn(NULL, join_with_deadlines, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "j");
+}
+END_TEST
+
+/* ------------------------------------------------------------ deadlock */
+
+static void *sleeps_forever(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_sleep_until(-1), ECANCELED);
+    ck_assert_int_eq(coro_sleep(1 * MS), ECANCELED); /* unwinding: fails at once */
+    return NULL;
+}
+
+static void *sleeps_then_done(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_sleep(3 * MS), 0);
+    mark('d');
+    return NULL;
+}
+
+START_TEST(sleeping_forever_is_a_deadlock)
+{
+    coro_attr_t attr;
+
+    coro_attr_init(&attr);
+    coro_attr_set_name(&attr, "sleepy");
+    ck_assert_int_eq(coro_spawn(NULL, sleeps_forever, NULL, &attr), 0);
+    /* A pending timer is not a deadlock: reported only once it is gone. */
+    ck_assert_int_eq(coro_spawn(NULL, sleeps_then_done, NULL, NULL), 0);
+    char err[1024];
+    ck_assert_int_eq(run_capturing(err, sizeof err), EDEADLK);
+    ck_assert_str_eq(trail, "d");
+    ck_assert_ptr_nonnull(strstr(err, "deadlock: 1 coroutine"));
+    ck_assert_ptr_nonnull(strstr(err, "\"sleepy\""));
+}
+END_TEST
+
+/* ------------------------------------------------ a million sleepers */
+
+#define MILLION 1000000L
+#define STEP 7919L /* prime to 10^6: k -> k * STEP mod 10^6 is a permutation */
+
+static int64_t base;
+static long *woken;
+static long nwoken, nfailed;
+
+static int64_t deadline_of(long k)
+{
+    return base + (k * STEP % MILLION) * 100; /* 100 ns apart: 0.1 s in all */
+}
+
+static void *million_sleeper(void *arg)
+{
+    long k = (long)arg;
+
+    /* No ck_assert here: each one sends a message to Check's parent. */
+    if (coro_sleep_until(deadline_of(k)) != 0)
+        nfailed++;
+    woken[nwoken++] = k;
+    return NULL;
+}
+
+START_TEST(million_sleepers)
+{
+    coro_attr_t attr;
+
+    coro_attr_init(&attr);
+    ck_assert_int_eq(coro_attr_set_stack_size(&attr, 16384), 0);
+    woken = malloc(MILLION * sizeof *woken);
+    ck_assert_ptr_nonnull(woken);
+    /* Whether the deadlines have passed by the time every sleeper is
+     * parked (a slow machine) or not, they wake in deadline order. */
+    base = coro_now() + 200 * MS;
+    for (long k = 0; k < MILLION; k++)
+        if (coro_spawn(NULL, million_sleeper, (void *)k, &attr) != 0)
+            ck_abort_msg("spawn %ld failed", k);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_int_eq(nwoken, MILLION);
+    ck_assert_int_eq(nfailed, 0);
+    for (long i = 1; i < MILLION; i++)
+        if (deadline_of(woken[i - 1]) >= deadline_of(woken[i]))
+            ck_abort_msg("sleeper %ld woke after %ld", woken[i], woken[i - 1]);
+    free(woken);
+}
+END_TEST
+
+static Suite *timer_suite(void)
+{
+    Suite *s = suite_create("timer");
+    TCase *tc;
+
+    tc = tcase_create("sleep");
+    tcase_add_checked_fixture(tc, reset, NULL);
+    tcase_add_test(tc, now_is_monotonic);
+    tcase_add_test(tc, sleepers_wake_in_deadline_order);
+    tcase_add_test(tc, equal_deadlines_are_fifo);
+    tcase_add_test(tc, sleep_zero_lets_others_run);
+    tcase_add_test(tc, cancel_while_sleeping);
+    tcase_add_test(tc, cancel_before_sleeping);
+    tcase_add_test(tc, sleep_errors);
+    tcase_add_test(tc, join_until_deadline);
+    tcase_add_test(tc, sleeping_forever_is_a_deadlock);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("million");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, million_sleepers);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(timer_suite());
+
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,69 @@
+/* A million coroutines sleeping at once wake in deadline order (suite
+ * stress: about 4 GB of stack pages are touched, 8 GB under ASan). */
+#define _GNU_SOURCE
+#include <check.h>
+#include <coro.h>
+#include <stdlib.h>
+
+#define MS 1000000LL
+#define MILLION 1000000L
+#define STEP 7919L /* prime to 10^6: k -> k * STEP mod 10^6 is a permutation */
+
+static int64_t base;
+static long *woken;
+static long nwoken, nfailed;
+
+static int64_t deadline_of(long k)
+{
+    return base + (k * STEP % MILLION) * 100; /* 100 ns apart: 0.1 s in all */
+}
+
+static void *million_sleeper(void *arg)
+{
+    long k = (long)arg;
+
+    /* No ck_assert here: each one sends a message to Check's parent. */
+    if (coro_sleep_until(deadline_of(k)) != 0)
+        nfailed++;
+    woken[nwoken++] = k;
+    return NULL;
+}
+
+START_TEST(million_sleepers)
+{
+    coro_attr_t attr;
+
+    coro_attr_init(&attr);
+    ck_assert_int_eq(coro_attr_set_stack_size(&attr, 16384), 0);
+    woken = malloc(MILLION * sizeof *woken);
+    ck_assert_ptr_nonnull(woken);
+    /* Whether the deadlines have passed by the time every sleeper is
+     * parked (a slow machine) or not, they wake in deadline order. */
+    base = coro_now() + 200 * MS;
+    for (long k = 0; k < MILLION; k++)
+        if (coro_spawn(NULL, million_sleeper, (void *)k, &attr) != 0)
+            ck_abort_msg("spawn %ld failed", k);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_int_eq(nwoken, MILLION);
+    ck_assert_int_eq(nfailed, 0);
+    for (long i = 1; i < MILLION; i++)
+        if (deadline_of(woken[i - 1]) >= deadline_of(woken[i]))
+            ck_abort_msg("sleeper %ld woke after %ld", woken[i], woken[i - 1]);
+    free(woken);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("timer_million");
+    TCase *tc = tcase_create("million");
+
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, million_sleepers);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

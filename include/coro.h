@@ -229,7 +229,209 @@ CORO_API int coro_sleep(int64_t ns);
 CORO_API int coro_sleep_until(int64_t deadline);
 
 /* -------------------------------------------------------- synchronisation */
-/* (sync layer: channels, select, mutex, cond, semaphore, wait group, future) */
+/* Channels, select, mutex, condition variable, semaphore, wait group and
+ * one-shot future, for the coroutines of one scheduler (one thread).
+ *
+ * Handles are opaque, made by coro_X_create and freed by coro_X_destroy.
+ *
+ * Deadlines: every call that can wait takes its deadline as its last
+ * argument, an absolute time in nanoseconds on CLOCK_MONOTONIC (compare
+ * coro_now()), or -1 for none.  A deadline that has passed still lets a call
+ * that can complete at once do so; otherwise it returns ETIMEDOUT.
+ *
+ * Waiting: a call that can wait must be made by a coroutine run by this
+ * thread's scheduler (coro_spawn); from anywhere else it returns EPERM, even
+ * when it would not have had to wait.  Waiters are served in FIFO order.
+ * A waiting call is a cancellation point: coro_cancel makes it return
+ * ECANCELED (a call that completes without waiting does not consume a
+ * pending cancel).  Calls that never wait (close, unlock, signal, release,
+ * add, set, destroy) may be made from anywhere on the scheduler's thread.
+ *
+ * Errors common to all: EINVAL for a NULL handle or bad argument (a
+ * deadline below -1 included), ENOMEM when memory cannot be had, EBUSY to
+ * destroy an object that coroutines are waiting on. */
+
+/* A channel of fixed-size elements, copied in and out by value. */
+typedef struct coro_chan coro_chan_t;
+
+/* Creates a channel carrying elements of elem_size bytes (0 is allowed: a
+ * channel of signals) that buffers up to cap of them.  cap 0 makes an
+ * unbuffered channel: a send waits for a receiver and hands its element
+ * over directly.
+ * Returns 0 and stores the handle in *ch; EINVAL if ch is NULL or
+ * elem_size * cap overflows; ENOMEM. */
+CORO_API int coro_chan_create(coro_chan_t **ch, size_t elem_size, size_t cap);
+
+/* Frees a channel; elements still buffered are dropped.
+ * Returns 0; EINVAL if ch is NULL; EBUSY if a coroutine waits on it (in a
+ * send, a receive or a select). */
+CORO_API int coro_chan_destroy(coro_chan_t *ch);
+
+/* Sends a copy of the elem_size bytes at elem: to the first waiting
+ * receiver if any, else into the buffer if it has room, else waits until
+ * one of those happens, the deadline passes, the channel is closed or the
+ * caller is cancelled.
+ * Returns 0 once the element is delivered or buffered; EINVAL if ch is NULL,
+ * or elem is NULL and elem_size is not 0; EPIPE if the channel is closed
+ * (also when it is closed while the sender waits: the element is not
+ * delivered); ETIMEDOUT; ECANCELED; EPERM (see above). */
+CORO_API int coro_chan_send(coro_chan_t *ch, const void *elem, int64_t deadline);
+
+/* Receives the next element into elem (elem_size bytes; elem may be NULL to
+ * drop it): the oldest buffered one, else one from the first waiting
+ * sender, else waits for a sender, the deadline, a close or a cancel.
+ * Elements buffered before a close are still received.
+ * Returns 0 with the element in *elem; EINVAL if ch is NULL; EPIPE if the
+ * channel is closed and no element is left; ETIMEDOUT; ECANCELED; EPERM. */
+CORO_API int coro_chan_recv(coro_chan_t *ch, void *elem, int64_t deadline);
+
+/* Closes a channel: later sends fail with EPIPE, receives drain what is
+ * buffered and then fail with EPIPE.  Every waiting sender and receiver is
+ * woken with EPIPE.  Any coroutine, or the thread itself, may close.
+ * Returns 0; EINVAL if ch is NULL; EPIPE if it was already closed. */
+CORO_API int coro_chan_close(coro_chan_t *ch);
+
+/* Operations of a select clause. */
+typedef enum coro_select_op {
+    CORO_SELECT_SEND = 1,   /* send *elem on chan */
+    CORO_SELECT_RECV = 2    /* receive from chan into elem (may be NULL) */
+} coro_select_op_t;
+
+/* One clause of coro_select.  A clause whose chan is NULL is never ready
+ * (a way to switch one off). */
+typedef struct coro_select_clause {
+    coro_chan_t *chan;
+    coro_select_op_t op;
+    void *elem;
+} coro_select_clause_t;
+
+/* Waits until one of n clauses can proceed and performs it (exactly one).
+ * If several are ready, one of them is picked at random, so that none
+ * starves.  A clause whose channel is closed is ready: it completes with
+ * EPIPE (a receive first drains what is buffered).  If index is not NULL it
+ * receives the number of the clause that completed.  n may be 0 (then only
+ * the deadline or a cancel ends the wait).
+ * Returns 0 when clause *index sent or received its element; EPIPE when
+ * clause *index found its channel closed (drained, for a receive); EINVAL
+ * if clauses is NULL and n is not 0, a clause's op is not one of the
+ * above, or a send clause's elem is NULL with a non-zero elem_size;
+ * ETIMEDOUT; ECANCELED (*index is not set for these); EPERM; ENOMEM (more
+ * than 8 clauses need memory for their wait records). */
+CORO_API int coro_select(const coro_select_clause_t *clauses, size_t n,
+                         int64_t deadline, size_t *index);
+
+/* A mutual exclusion lock owned by a coroutine.  Not recursive.  Unlock
+ * hands it straight to the first waiter, so waiters get it in FIFO order. */
+typedef struct coro_mutex coro_mutex_t;
+
+/* Returns 0 and stores a new unlocked mutex in *m; EINVAL if m is NULL;
+ * ENOMEM. */
+CORO_API int coro_mutex_create(coro_mutex_t **m);
+
+/* Returns 0; EINVAL if m is NULL; EBUSY if it is locked or waited on. */
+CORO_API int coro_mutex_destroy(coro_mutex_t *m);
+
+/* Locks m, waiting while another coroutine holds it.
+ * Returns 0 with m held; EINVAL if m is NULL; EDEADLK if the caller holds
+ * it already; ETIMEDOUT; ECANCELED; EPERM. */
+CORO_API int coro_mutex_lock(coro_mutex_t *m, int64_t deadline);
+
+/* Unlocks m; the first waiter, if any, now holds it.
+ * Returns 0; EINVAL if m is NULL; EPERM if the caller does not hold it. */
+CORO_API int coro_mutex_unlock(coro_mutex_t *m);
+
+/* A condition variable, used with a coro_mutex_t. */
+typedef struct coro_cond coro_cond_t;
+
+/* Returns 0 and stores a new condition variable in *c; EINVAL if c is
+ * NULL; ENOMEM. */
+CORO_API int coro_cond_create(coro_cond_t **c);
+
+/* Returns 0; EINVAL if c is NULL; EBUSY if a coroutine waits on it. */
+CORO_API int coro_cond_destroy(coro_cond_t *c);
+
+/* Unlocks m, which the caller must hold, and waits until signalled, then
+ * locks m again before returning, whatever the result: the relock ignores
+ * the deadline and a cancel (it reports the cancel).  The one exception:
+ * cancelled a second time while relocking, or while coro_run unwinds a
+ * deadlock, it returns ECANCELED without m.  As with pthreads, recheck the
+ * condition in a loop.
+ * Returns 0 when signalled; EINVAL if c or m is NULL; EPERM if the caller
+ * does not hold m (or is not a scheduled coroutine); ETIMEDOUT if the
+ * deadline passed first; ECANCELED if the caller was cancelled while
+ * waiting or relocking (a signal it had received is then consumed). */
+CORO_API int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline);
+
+/* Wakes the first waiter (signal) or all of them (broadcast); no effect if
+ * none waits.  The caller need not hold the mutex.
+ * Returns 0; EINVAL if c is NULL. */
+CORO_API int coro_cond_signal(coro_cond_t *c);
+CORO_API int coro_cond_broadcast(coro_cond_t *c);
+
+/* A counting semaphore.  Release hands a unit straight to the first
+ * waiter, so waiters are served in FIFO order. */
+typedef struct coro_sem coro_sem_t;
+
+/* Returns 0 and stores a new semaphore holding value units in *s; EINVAL if
+ * s is NULL; ENOMEM. */
+CORO_API int coro_sem_create(coro_sem_t **s, unsigned value);
+
+/* Returns 0; EINVAL if s is NULL; EBUSY if a coroutine waits on it. */
+CORO_API int coro_sem_destroy(coro_sem_t *s);
+
+/* Takes one unit, waiting while there is none.
+ * Returns 0; EINVAL if s is NULL; ETIMEDOUT; ECANCELED; EPERM. */
+CORO_API int coro_sem_acquire(coro_sem_t *s, int64_t deadline);
+
+/* Gives one unit back (to the first waiter, if any).
+ * Returns 0; EINVAL if s is NULL; EOVERFLOW if the count is UINT_MAX. */
+CORO_API int coro_sem_release(coro_sem_t *s);
+
+/* The units available now; 0 for NULL. */
+CORO_API unsigned coro_sem_value(const coro_sem_t *s);
+
+/* A wait group: a counter of outstanding tasks and a wait for it to reach
+ * zero. */
+typedef struct coro_wg coro_wg_t;
+
+/* Returns 0 and stores a new wait group with count 0 in *wg; EINVAL if wg
+ * is NULL; ENOMEM. */
+CORO_API int coro_wg_create(coro_wg_t **wg);
+
+/* Returns 0; EINVAL if wg is NULL; EBUSY if a coroutine waits on it. */
+CORO_API int coro_wg_destroy(coro_wg_t *wg);
+
+/* Adds delta (which may be negative) to the count; when it reaches zero,
+ * every waiter is woken.  coro_wg_done is coro_wg_add(wg, -1).
+ * Returns 0; EINVAL if wg is NULL or the count would go below zero (it is
+ * left unchanged); EOVERFLOW if it would pass LONG_MAX. */
+CORO_API int coro_wg_add(coro_wg_t *wg, long delta);
+CORO_API int coro_wg_done(coro_wg_t *wg);
+
+/* Waits until the count is zero (returns at once if it is).
+ * Returns 0; EINVAL if wg is NULL; ETIMEDOUT; ECANCELED; EPERM. */
+CORO_API int coro_wg_wait(coro_wg_t *wg, int64_t deadline);
+
+/* A one-shot future: a value set once and awaited by any number of
+ * coroutines. */
+typedef struct coro_future coro_future_t;
+
+/* Returns 0 and stores a new unset future in *f; EINVAL if f is NULL;
+ * ENOMEM. */
+CORO_API int coro_future_create(coro_future_t **f);
+
+/* Returns 0; EINVAL if f is NULL; EBUSY if a coroutine waits on it. */
+CORO_API int coro_future_destroy(coro_future_t *f);
+
+/* Sets the value and wakes every waiter.  Only the first set counts.
+ * Returns 0; EINVAL if f is NULL; EBUSY if it was set already (the value
+ * is not changed). */
+CORO_API int coro_future_set(coro_future_t *f, void *value);
+
+/* Waits until f is set (returns at once if it is) and stores its value in
+ * *value if value is not NULL.
+ * Returns 0; EINVAL if f is NULL; ETIMEDOUT; ECANCELED; EPERM. */
+CORO_API int coro_future_wait(coro_future_t *f, void **value, int64_t deadline);
 
 /* ------------------------------------------------------------ diagnostics */
 /* (debug layer: coro_dump, coro_backtrace, registry root for debuggers) */

@@ -1,0 +1,227 @@
+/* sync: channels and select (see include/coro.h, "synchronisation").
+ *
+ * A channel is a ring buffer of cap elements and two FIFO lists of parked
+ * coroutines.  A receiver is only ever queued while the buffer is empty and
+ * a sender only while it is full, so a send first looks for a waiting
+ * receiver and a receive refills the buffer from the first waiting sender:
+ * every transfer is one copy straight into the place it goes. */
+#include "sync.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SELECT_LOCAL 8 /* clauses whose wait records fit on the stack */
+
+struct coro_chan {
+    size_t elem_size;
+    size_t cap;                 /* buffer size in elements; 0: unbuffered */
+    size_t head;                /* index of the oldest buffered element */
+    size_t len;                 /* elements buffered */
+    int closed;
+    struct coro__waitq sendq;   /* senders waiting for room or a receiver */
+    struct coro__waitq recvq;   /* receivers waiting for an element */
+    unsigned char buf[];        /* cap * elem_size bytes */
+};
+
+int coro_chan_create(coro_chan_t **ch, size_t elem_size, size_t cap)
+{
+    struct coro_chan *c;
+
+    if (!ch || (elem_size && cap > (SIZE_MAX - sizeof *c) / elem_size))
+        return EINVAL;
+    c = calloc(1, sizeof *c + elem_size * cap);
+    if (!c)
+        return ENOMEM;
+    c->elem_size = elem_size;
+    c->cap = cap;
+    *ch = c;
+    return 0;
+}
+
+int coro_chan_destroy(coro_chan_t *ch)
+{
+    if (!ch)
+        return EINVAL;
+    if (ch->sendq.head || ch->recvq.head)
+        return EBUSY;
+    free(ch);
+    return 0;
+}
+
+/* memcpy for elements: a receiver may pass NULL to drop one, and a channel
+ * of zero-size elements may be given NULL everywhere. */
+static void copy(void *dst, const void *src, size_t n)
+{
+    if (dst && n)
+        memcpy(dst, src, n);
+}
+
+static void buf_put(struct coro_chan *c, const void *elem)
+{
+    size_t tail = c->head + c->len;
+
+    if (tail >= c->cap)
+        tail -= c->cap;
+    copy(c->buf + tail * c->elem_size, elem, c->elem_size);
+    c->len++;
+}
+
+static void buf_take(struct coro_chan *c, void *elem)
+{
+    copy(elem, c->buf + c->head * c->elem_size, c->elem_size);
+    if (++c->head == c->cap)
+        c->head = 0;
+    c->len--;
+}
+
+
+/* A send that does not wait: 0 done, EPIPE closed, EAGAIN it would wait. */
+static int try_send(struct coro_chan *c, const void *elem)
+{
+    struct coro__waiter *w;
+
+    if (c->closed)
+        return EPIPE;
+    if ((w = c->recvq.head)) {
+        copy(w->elem, elem, c->elem_size);
+        coro__wake(w, 0);
+        return 0;
+    }
+    if (c->len < c->cap) {
+        buf_put(c, elem);
+        return 0;
+    }
+    return EAGAIN;
+}
+
+/* A receive that does not wait: 0 done, EPIPE closed and drained, EAGAIN
+ * it would wait. */
+static int try_recv(struct coro_chan *c, void *elem)
+{
+    struct coro__waiter *w = c->sendq.head;
+
+    if (c->len) {
+        buf_take(c, elem);
+        if (w) {
+            buf_put(c, w->elem);
+            coro__wake(w, 0);
+        }
+        return 0;
+    }
+    if (w) {
+        copy(elem, w->elem, c->elem_size);
+        coro__wake(w, 0);
+        return 0;
+    }
+    return c->closed ? EPIPE : EAGAIN;
+}
+
+int coro_chan_send(coro_chan_t *ch, const void *elem, int64_t deadline)
+{
+    int r;
+
+    if (!ch || (!elem && ch->elem_size))
+        return EINVAL;
+    if ((r = coro__wait_check(deadline)))
+        return r;
+    if ((r = try_send(ch, elem)) != EAGAIN)
+        return r;
+    return coro__wait_on(&ch->sendq, (void *)elem, deadline);
+}
+
+int coro_chan_recv(coro_chan_t *ch, void *elem, int64_t deadline)
+{
+    int r;
+
+    if (!ch)
+        return EINVAL;
+    if ((r = coro__wait_check(deadline)))
+        return r;
+    if ((r = try_recv(ch, elem)) != EAGAIN)
+        return r;
+    return coro__wait_on(&ch->recvq, elem, deadline);
+}
+
+int coro_chan_close(coro_chan_t *ch)
+{
+    if (!ch)
+        return EINVAL;
+    if (ch->closed)
+        return EPIPE;
+    ch->closed = 1;
+    coro__wake_all(&ch->recvq, EPIPE);
+    coro__wake_all(&ch->sendq, EPIPE);
+    return 0;
+}
+
+/* Which ready clause a select takes when several are: a cheap per-thread
+ * generator is enough to keep any one from starving. */
+static size_t pick(size_t n)
+{
+    static __thread uint32_t x = 2463534242u;
+
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return (size_t)(((uint64_t)x * n) >> 32);
+}
+
+int coro_select(const coro_select_clause_t *clauses, size_t n,
+                int64_t deadline, size_t *index)
+{
+    struct coro__waiter local[SELECT_LOCAL], *w = local;
+    struct coro__wait wait = { .co = NULL };
+    size_t start, i, k;
+    int r;
+
+    if (!clauses && n)
+        return EINVAL;
+    for (i = 0; i < n; i++) {
+        const coro_select_clause_t *cl = &clauses[i];
+
+        if (cl->op != CORO_SELECT_SEND && cl->op != CORO_SELECT_RECV)
+            return EINVAL;
+        if (cl->chan && cl->op == CORO_SELECT_SEND && !cl->elem &&
+            cl->chan->elem_size)
+            return EINVAL;
+    }
+    if ((r = coro__wait_check(deadline)))
+        return r;
+
+    start = n ? pick(n) : 0;
+    for (k = 0; k < n; k++) {
+        const coro_select_clause_t *cl = &clauses[(i = start + k) >= n ? i - n : i];
+
+        if (!cl->chan)
+            continue;
+        r = cl->op == CORO_SELECT_SEND ? try_send(cl->chan, cl->elem)
+                                       : try_recv(cl->chan, cl->elem);
+        if (r != EAGAIN) {
+            if (index)
+                *index = (size_t)(cl - clauses);
+            return r;
+        }
+    }
+
+    if (n > SELECT_LOCAL && !(w = malloc(n * sizeof *w)))
+        return ENOMEM;
+    wait.co = coro_self();
+    wait.w = w;
+    wait.n = n;
+    for (i = 0; i < n; i++) {
+        const coro_select_clause_t *cl = &clauses[i];
+
+        w[i] = (struct coro__waiter){ .wait = &wait, .elem = cl->elem, .index = i };
+        if (cl->chan)
+            coro__waitq_push(cl->op == CORO_SELECT_SEND ? &cl->chan->sendq
+                                                        : &cl->chan->recvq, &w[i]);
+    }
+    r = coro__wait_park(&wait, deadline);
+    if (wait.fired && index)
+        *index = wait.index;
+    if (w != local)
+        free(w);
+    return r;
+}

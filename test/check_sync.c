@@ -1,0 +1,1490 @@
+/* Check suite for the sync layer: channels, select, mutex, cond,
+ * semaphore, wait group, future.  Every test builds its coroutines with
+ * coro_spawn and drives them with coro_run; the order of events is fixed
+ * by the scheduler's FIFO ready queue, and the short sleeps only let the
+ * others reach their waits first (no assertion depends on timing). */
+#define _GNU_SOURCE
+#include <coro.h>
+
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MS 1000000LL
+
+/* Under ASan, a failed huge malloc must return NULL, not abort. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "allocator_may_return_null=1";
+}
+
+/* ------------------------------------------------------------- helpers */
+
+/* Spawns detached: a coroutine that another one cancels publishes its
+ * own handle (victim). */
+static void spawn(coro_fn fn, void *arg)
+{
+    ck_assert_int_eq(coro_spawn(NULL, fn, arg, NULL), 0);
+}
+
+static void run(void)
+{
+    ck_assert_int_eq(coro_run(), 0);
+}
+
+/* Lets every ready coroutine run up to its next wait. */
+static void pause_ms(int64_t ms)
+{
+    ck_assert_int_eq(coro_sleep(ms * MS), 0);
+}
+
+static int64_t soon(void)
+{
+    return coro_now() + 2 * MS;
+}
+
+static int64_t past(void)
+{
+    return coro_now() - 1;
+}
+
+/* The order in which coroutines reached some point. */
+static int order[128];
+static int norder;
+
+static void mark(int who)
+{
+    ck_assert_int_lt(norder, 128);
+    order[norder++] = who;
+}
+
+static void reset(void)
+{
+    norder = 0;
+    memset(order, 0, sizeof order);
+}
+
+/* Shared objects of the running test. */
+static coro_chan_t *ch, *ch2;
+static coro_mutex_t *mx;
+static coro_cond_t *cv;
+static coro_sem_t *sem;
+static coro_wg_t *wg;
+static coro_future_t *fut;
+static int result[16];
+static coro_t *victim;
+
+/* ------------------------------------------------------------ channels */
+
+static void *sender_n(void *arg)
+{
+    for (int i = 1; i <= (int)(intptr_t)arg; i++)
+        ck_assert_int_eq(coro_chan_send(ch, &i, -1), 0);
+    return NULL;
+}
+
+static void *receiver_n(void *arg)
+{
+    for (int i = 1, v; i <= (int)(intptr_t)arg; i++) {
+        ck_assert_int_eq(coro_chan_recv(ch, &v, -1), 0);
+        ck_assert_int_eq(v, i);
+        mark(v);
+    }
+    return NULL;
+}
+
+START_TEST(chan_unbuffered_transfers_in_order)
+{
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    spawn(receiver_n, (void *)100);
+    spawn(sender_n, (void *)100);
+    run();
+    ck_assert_int_eq(norder, 100);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+}
+END_TEST
+
+/* Receiver i blocks, in spawn order; the values sent later go to them in
+ * that order. */
+static void *recv_mark(void *arg)
+{
+    int v;
+
+    ck_assert_int_eq(coro_chan_recv(ch, &v, -1), 0);
+    result[(intptr_t)arg] = v;
+    mark((int)(intptr_t)arg);
+    return NULL;
+}
+
+static void *send_three(void *arg)
+{
+    (void)arg;
+    pause_ms(1);
+    for (int i = 10; i < 13; i++)
+        ck_assert_int_eq(coro_chan_send(ch, &i, -1), 0);
+    return NULL;
+}
+
+START_TEST(chan_receivers_fifo)
+{
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), _i), 0);
+    for (intptr_t i = 0; i < 3; i++)
+        spawn(recv_mark, (void *)i);
+    spawn(send_three, NULL);
+    run();
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(result[i], 10 + i);
+        ck_assert_int_eq(order[i], i);
+    }
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+}
+END_TEST
+
+/* Senders block in spawn order (on a full or unbuffered channel); the
+ * receiver gets their values in that order, after what was buffered. */
+static void *send_one(void *arg)
+{
+    int v = (int)(intptr_t)arg;
+
+    ck_assert_int_eq(coro_chan_send(ch, &v, -1), 0);
+    mark(v);
+    return NULL;
+}
+
+static void *recv_all(void *arg)
+{
+    int n = (int)(intptr_t)arg, v;
+
+    pause_ms(1);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(coro_chan_recv(ch, &v, -1), 0);
+        result[i] = v;
+    }
+    ck_assert_int_eq(coro_chan_recv(ch, &v, past()), ETIMEDOUT);
+    return NULL;
+}
+
+START_TEST(chan_senders_fifo)
+{
+    int cap = _i;
+
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), cap), 0);
+    for (intptr_t i = 1; i <= 5; i++)
+        spawn(send_one, (void *)i);
+    spawn(recv_all, (void *)5);
+    run();
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(result[i], i + 1);
+    /* the buffered ones return at once, the others in FIFO order */
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(order[i], i + 1);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+}
+END_TEST
+
+static void *buffered_capacity(void *arg)
+{
+    int v;
+
+    (void)arg;
+    for (int i = 0; i < 3; i++)   /* fits without a receiver: no waiting */
+        ck_assert_int_eq(coro_chan_send(ch, &i, past()), 0);
+    v = 3;
+    ck_assert_int_eq(coro_chan_send(ch, &v, past()), ETIMEDOUT);
+    ck_assert_int_eq(coro_chan_send(ch, &v, soon()), ETIMEDOUT);
+    ck_assert_int_eq(coro_chan_recv(ch, &v, -1), 0);
+    ck_assert_int_eq(v, 0);
+    v = 3;
+    ck_assert_int_eq(coro_chan_send(ch, &v, past()), 0); /* room again */
+    for (int i = 1; i <= 3; i++) {
+        ck_assert_int_eq(coro_chan_recv(ch, &v, past()), 0);
+        ck_assert_int_eq(v, i);
+    }
+    ck_assert_int_eq(coro_chan_recv(ch, &v, past()), ETIMEDOUT);
+    ck_assert_int_eq(coro_chan_recv(ch, NULL, soon()), ETIMEDOUT);
+    return NULL;
+}
+
+START_TEST(chan_buffered_capacity)
+{
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 3), 0);
+    spawn(buffered_capacity, NULL);
+    run();
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+}
+END_TEST
+
+/* Elements bigger than a word, and zero-size signal elements. */
+struct big { char s[100]; long n; };
+
+static void *send_big(void *arg)
+{
+    struct big b;
+
+    (void)arg;
+    memset(&b, 'x', sizeof b);
+    b.n = 42;
+    ck_assert_int_eq(coro_chan_send(ch, &b, -1), 0);
+    ck_assert_int_eq(coro_chan_send(ch2, NULL, -1), 0);
+    return NULL;
+}
+
+static void *recv_big(void *arg)
+{
+    struct big b;
+
+    (void)arg;
+    memset(&b, 0, sizeof b);
+    ck_assert_int_eq(coro_chan_recv(ch, &b, -1), 0);
+    ck_assert_int_eq(b.n, 42);
+    ck_assert_int_eq(b.s[99], 'x');
+    ck_assert_int_eq(coro_chan_recv(ch2, NULL, -1), 0);
+    result[0] = 1;
+    return NULL;
+}
+
+START_TEST(chan_element_sizes)
+{
+    result[0] = 0;
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(struct big), _i), 0);
+    ck_assert_int_eq(coro_chan_create(&ch2, 0, _i), 0);
+    spawn(recv_big, NULL);
+    spawn(send_big, NULL);
+    run();
+    ck_assert_int_eq(result[0], 1);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_chan_destroy(ch2), 0);
+}
+END_TEST
+
+/* Timeouts leave no waiter behind: destroy succeeds afterwards. */
+static void *chan_timeouts(void *arg)
+{
+    int v = 1;
+
+    (void)arg;
+    ck_assert_int_eq(coro_chan_recv(ch, &v, soon()), ETIMEDOUT);
+    ck_assert_int_eq(coro_chan_send(ch, &v, soon()), ETIMEDOUT);
+    ck_assert_int_eq(coro_chan_recv(ch, &v, past()), ETIMEDOUT);
+    ck_assert_int_eq(coro_chan_send(ch, &v, past()), ETIMEDOUT);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    return NULL;
+}
+
+START_TEST(chan_timeout)
+{
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    spawn(chan_timeouts, NULL);
+    run();
+}
+END_TEST
+
+/* A waiter cancelled by another coroutine gets ECANCELED and is off the
+ * channel's list. */
+static void *wait_send(void *arg)
+{
+    int v = 7;
+
+    victim = coro_self();
+    ck_assert_int_eq(coro_chan_send(ch, &v, -1), (int)(intptr_t)arg);
+    mark(1);
+    return NULL;
+}
+
+static void *wait_recv(void *arg)
+{
+    int v;
+
+    victim = coro_self();
+    ck_assert_int_eq(coro_chan_recv(ch, &v, -1), (int)(intptr_t)arg);
+    mark(2);
+    return NULL;
+}
+
+static void *canceller(void *arg)
+{
+    (void)arg;
+    pause_ms(1);
+    ck_assert_int_eq(coro_chan_destroy(ch), EBUSY);
+    ck_assert_int_eq(coro_cancel(victim), 0);
+    pause_ms(1);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    mark(3);
+    return NULL;
+}
+
+START_TEST(chan_cancel)
+{
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    spawn(_i ? wait_send : wait_recv, (void *)ECANCELED);
+    spawn(canceller, NULL);
+    run();
+    ck_assert_int_eq(norder, 2);
+    ck_assert_int_eq(order[0], _i ? 1 : 2);
+    ck_assert_int_eq(order[1], 3);
+}
+END_TEST
+
+/* Close wakes blocked senders with EPIPE. */
+static void *closer(void *arg)
+{
+    (void)arg;
+    pause_ms(1);
+    ck_assert_int_eq(coro_chan_close(ch), 0);
+    ck_assert_int_eq(coro_chan_close(ch), EPIPE);
+    mark(9);
+    return NULL;
+}
+
+START_TEST(chan_close_wakes_senders)
+{
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 1), 0);
+    /* fill the buffer from a coroutine, then two senders block */
+    spawn(wait_send, (void *)0);
+    spawn(wait_send, (void *)EPIPE);
+    spawn(wait_send, (void *)EPIPE);
+    spawn(closer, NULL);
+    run();
+    ck_assert_int_eq(norder, 4);
+    ck_assert_int_eq(order[3], 1); /* woken by close, after it returned */
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+}
+END_TEST
+
+/* Receivers blocked on an empty channel get EPIPE at close; on a buffered
+ * channel, receivers after the close drain it first. */
+static void *drain(void *arg)
+{
+    int v;
+
+    (void)arg;
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(coro_chan_recv(ch, &v, -1), 0);
+        ck_assert_int_eq(v, 20 + i);
+    }
+    ck_assert_int_eq(coro_chan_recv(ch, &v, -1), EPIPE);
+    ck_assert_int_eq(coro_chan_recv(ch, &v, past()), EPIPE);
+    v = 1;
+    ck_assert_int_eq(coro_chan_send(ch, &v, -1), EPIPE);
+    mark(4);
+    return NULL;
+}
+
+static void *fill_close(void *arg)
+{
+    (void)arg;
+    for (int i = 20; i < 22; i++)
+        ck_assert_int_eq(coro_chan_send(ch, &i, -1), 0);
+    ck_assert_int_eq(coro_chan_close(ch), 0);
+    return NULL;
+}
+
+START_TEST(chan_close_wakes_receivers)
+{
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    spawn(wait_recv, (void *)EPIPE);
+    spawn(wait_recv, (void *)EPIPE);
+    spawn(closer, NULL);
+    run();
+    ck_assert_int_eq(norder, 3);
+    ck_assert_int_eq(order[0], 9);
+    ck_assert_int_eq(order[1], 2);
+    ck_assert_int_eq(order[2], 2);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 4), 0);
+    spawn(fill_close, NULL);
+    spawn(drain, NULL);
+    run();
+    ck_assert_int_eq(norder, 1);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+}
+END_TEST
+
+/* -------------------------------------------------------------- select */
+
+static void *select_ready(void *arg)
+{
+    int a = 0, b = 0, c = 5;
+    size_t idx = 99;
+    coro_select_clause_t cl[3] = {
+        { ch, CORO_SELECT_RECV, &a },
+        { ch2, CORO_SELECT_RECV, &b },
+        { NULL, CORO_SELECT_RECV, &c },
+    };
+
+    (void)arg;
+    b = 77;
+    ck_assert_int_eq(coro_chan_send(ch2, &b, -1), 0);
+    b = 0;
+    /* only ch2 has an element: with any deadline, it is taken at once */
+    ck_assert_int_eq(coro_select(cl, 3, past(), &idx), 0);
+    ck_assert_uint_eq(idx, 1);
+    ck_assert_int_eq(b, 77);
+    ck_assert_int_eq(a, 0);
+    /* a ready send clause */
+    cl[0] = (coro_select_clause_t){ ch2, CORO_SELECT_SEND, &c };
+    cl[1].chan = NULL;
+    ck_assert_int_eq(coro_select(cl, 3, -1, &idx), 0);
+    ck_assert_uint_eq(idx, 0);
+    ck_assert_int_eq(coro_chan_recv(ch2, &b, past()), 0);
+    ck_assert_int_eq(b, 5);
+    return NULL;
+}
+
+START_TEST(select_with_ready_clause)
+{
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    ck_assert_int_eq(coro_chan_create(&ch2, sizeof(int), 1), 0);
+    spawn(select_ready, NULL);
+    run();
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_chan_destroy(ch2), 0);
+}
+END_TEST
+
+/* No clause ready and no deadline: select waits until a sender comes, on
+ * the second channel, and leaves no waiter on the first. */
+static void *select_blocking(void *arg)
+{
+    int a = 0, b = 0;
+    size_t idx = 99;
+    coro_select_clause_t cl[2] = {
+        { ch, CORO_SELECT_RECV, &a },
+        { ch2, CORO_SELECT_RECV, &b },
+    };
+
+    (void)arg;
+    ck_assert_int_eq(coro_select(cl, 2, -1, &idx), 0);
+    ck_assert_uint_eq(idx, 1);
+    ck_assert_int_eq(b, 31);
+    mark(1);
+    return NULL;
+}
+
+static void *late_sender(void *arg)
+{
+    int v = 31;
+
+    (void)arg;
+    pause_ms(1);
+    ck_assert_int_eq(coro_chan_destroy(ch), EBUSY);   /* select waits on it */
+    ck_assert_int_eq(coro_chan_send(ch2, &v, -1), 0);
+    ck_assert_int_eq(coro_chan_send(ch, &v, past()), ETIMEDOUT); /* no stale waiter */
+    mark(2);
+    return NULL;
+}
+
+START_TEST(select_waits_for_a_clause)
+{
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    ck_assert_int_eq(coro_chan_create(&ch2, sizeof(int), _i), 0);
+    spawn(select_blocking, NULL);
+    spawn(late_sender, NULL);
+    run();
+    ck_assert_int_eq(norder, 2);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_chan_destroy(ch2), 0);
+}
+END_TEST
+
+/* A blocked send clause is taken by a receiver. */
+static void *select_send_blocking(void *arg)
+{
+    int a = 0, b = 8;
+    size_t idx = 99;
+    coro_select_clause_t cl[2] = {
+        { ch, CORO_SELECT_RECV, &a },
+        { ch2, CORO_SELECT_SEND, &b },
+    };
+
+    (void)arg;
+    ck_assert_int_eq(coro_select(cl, 2, -1, &idx), 0);
+    ck_assert_uint_eq(idx, 1);
+    mark(1);
+    return NULL;
+}
+
+static void *late_receiver(void *arg)
+{
+    int v = 0;
+
+    (void)arg;
+    pause_ms(1);
+    ck_assert_int_eq(coro_chan_recv(ch2, &v, -1), 0);
+    ck_assert_int_eq(v, 8);
+    ck_assert_int_eq(coro_chan_send(ch, &v, past()), ETIMEDOUT);
+    mark(2);
+    return NULL;
+}
+
+START_TEST(select_send_clause_waits)
+{
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    ck_assert_int_eq(coro_chan_create(&ch2, sizeof(int), 0), 0);
+    spawn(select_send_blocking, NULL);
+    spawn(late_receiver, NULL);
+    run();
+    ck_assert_int_eq(norder, 2);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_chan_destroy(ch2), 0);
+}
+END_TEST
+
+/* A deadline: ETIMEDOUT, index untouched, no waiter left behind; also with
+ * no clause at all, and with more clauses than fit on the stack. */
+static void *select_deadline(void *arg)
+{
+    enum { N = 20 };
+    int v[N];
+    coro_select_clause_t cl[N];
+    size_t idx = 99;
+
+    (void)arg;
+    for (int i = 0; i < N; i++)
+        cl[i] = (coro_select_clause_t){ i % 2 ? ch : ch2,
+                                        i % 3 ? CORO_SELECT_RECV : CORO_SELECT_SEND,
+                                        &v[i] };
+    ck_assert_int_eq(coro_select(cl, 2, soon(), &idx), ETIMEDOUT);
+    ck_assert_int_eq(coro_select(cl, 2, past(), &idx), ETIMEDOUT);
+    ck_assert_int_eq(coro_select(cl, N, soon(), &idx), ETIMEDOUT);
+    ck_assert_int_eq(coro_select(NULL, 0, soon(), &idx), ETIMEDOUT);
+    ck_assert_int_eq(coro_select(cl, 0, soon(), NULL), ETIMEDOUT);
+    ck_assert_uint_eq(idx, 99);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_chan_destroy(ch2), 0);
+    mark(1);
+    return NULL;
+}
+
+START_TEST(select_deadline_passes)
+{
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    ck_assert_int_eq(coro_chan_create(&ch2, sizeof(int), 0), 0);
+    spawn(select_deadline, NULL);
+    run();
+    ck_assert_int_eq(norder, 1);
+}
+END_TEST
+
+/* Many clauses (more than fit on the stack), one of them made ready later. */
+static void *select_many(void *arg)
+{
+    enum { N = 20 };
+    int v[N];
+    coro_select_clause_t cl[N];
+    size_t idx = 99;
+
+    (void)arg;
+    for (int i = 0; i < N; i++)
+        cl[i] = (coro_select_clause_t){ i == 13 ? ch2 : ch, CORO_SELECT_RECV, &v[i] };
+    ck_assert_int_eq(coro_select(cl, N, -1, &idx), 0);
+    ck_assert_uint_eq(idx, 13);
+    ck_assert_int_eq(v[13], 31);
+    mark(1);
+    return NULL;
+}
+
+START_TEST(select_many_clauses)
+{
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    ck_assert_int_eq(coro_chan_create(&ch2, sizeof(int), 0), 0);
+    spawn(select_many, NULL);
+    spawn(late_sender, NULL);
+    run();
+    ck_assert_int_eq(norder, 2);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_chan_destroy(ch2), 0);
+}
+END_TEST
+
+/* Closed channels: ready at once with EPIPE (a receive drains first, a
+ * send never succeeds), and a close during the wait wakes it with EPIPE. */
+static void *select_closed(void *arg)
+{
+    int a = 0, b = 1;
+    size_t idx = 99;
+    coro_select_clause_t cl[2] = {
+        { ch, CORO_SELECT_RECV, &a },
+        { ch2, CORO_SELECT_RECV, &b },
+    };
+
+    (void)arg;
+    ck_assert_int_eq(coro_chan_send(ch2, &b, -1), 0);
+    ck_assert_int_eq(coro_chan_close(ch2), 0);
+    b = 0;
+    ck_assert_int_eq(coro_select(cl, 2, -1, &idx), 0);   /* drains first */
+    ck_assert_uint_eq(idx, 1);
+    ck_assert_int_eq(b, 1);
+    ck_assert_int_eq(coro_select(cl, 2, -1, &idx), EPIPE);
+    ck_assert_uint_eq(idx, 1);
+    cl[1].op = CORO_SELECT_SEND;
+    ck_assert_int_eq(coro_select(cl, 2, -1, &idx), EPIPE);
+    ck_assert_uint_eq(idx, 1);
+    /* only ch left open: the closer closes it while we wait */
+    cl[1].chan = NULL;
+    ck_assert_int_eq(coro_select(cl, 2, -1, &idx), EPIPE);
+    ck_assert_uint_eq(idx, 0);
+    mark(1);
+    return NULL;
+}
+
+START_TEST(select_closed_channels)
+{
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    ck_assert_int_eq(coro_chan_create(&ch2, sizeof(int), 1), 0);
+    spawn(select_closed, NULL);
+    spawn(closer, NULL);
+    run();
+    ck_assert_int_eq(norder, 2);
+    ck_assert_int_eq(order[0], 9);
+    ck_assert_int_eq(order[1], 1);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_chan_destroy(ch2), 0);
+}
+END_TEST
+
+static void *select_cancelled(void *arg)
+{
+    int a;
+    size_t idx = 99;
+    coro_select_clause_t cl[2] = {
+        { ch, CORO_SELECT_RECV, &a },
+        { ch, CORO_SELECT_SEND, &a },
+    };
+
+    (void)arg;
+    victim = coro_self();
+    a = 3;
+    ck_assert_int_eq(coro_select(cl, 2, -1, &idx), ECANCELED);
+    ck_assert_uint_eq(idx, 99);
+    mark(1);
+    return NULL;
+}
+
+START_TEST(select_cancel)
+{
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    spawn(select_cancelled, NULL);
+    spawn(canceller, NULL);
+    run();
+    ck_assert_int_eq(norder, 2);
+}
+END_TEST
+
+/* When several clauses are always ready, each is picked sometimes. */
+static void *select_fair(void *arg)
+{
+    int v, seen[3] = { 0, 0, 0 };
+    size_t idx;
+    coro_select_clause_t cl[3] = {
+        { ch, CORO_SELECT_SEND, &v },
+        { ch, CORO_SELECT_RECV, &v },
+        { ch2, CORO_SELECT_SEND, &v },
+    };
+
+    (void)arg;
+    v = 0;
+    ck_assert_int_eq(coro_chan_send(ch, &v, -1), 0);
+    for (int i = 0; i < 300; i++) {
+        ck_assert_int_eq(coro_select(cl, 3, -1, &idx), 0);
+        seen[idx]++;
+        if (idx == 2)
+            ck_assert_int_eq(coro_chan_recv(ch2, NULL, -1), 0);
+        if (idx == 0 && coro_chan_recv(ch, NULL, past()) != 0)
+            ck_abort();
+        if (idx == 1)
+            ck_assert_int_eq(coro_chan_send(ch, &v, -1), 0);
+    }
+    ck_assert_int_gt(seen[0], 0);
+    ck_assert_int_gt(seen[1], 0);
+    ck_assert_int_gt(seen[2], 0);
+    return NULL;
+}
+
+START_TEST(select_picks_among_ready)
+{
+    int v = 0;
+
+    (void)v;
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 2), 0);
+    ck_assert_int_eq(coro_chan_create(&ch2, sizeof(int), 1), 0);
+    /* ch holds one element: both its send and its receive are ready */
+    spawn(select_fair, NULL);
+    /* from outside a scheduled coroutine even a send with room is refused */
+    ck_assert_int_eq(coro_chan_send(ch, &v, -1), EPERM);
+    run();
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_chan_destroy(ch2), 0);
+}
+END_TEST
+
+/* --------------------------------------------------------------- mutex */
+
+static void *lock_hold(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), EDEADLK);
+    mark(0);
+    pause_ms(1);
+    ck_assert_int_eq(coro_mutex_destroy(mx), EBUSY);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    ck_assert_int_eq(coro_mutex_unlock(mx), EPERM); /* held by waiter 1 now */
+    return NULL;
+}
+
+static void *lock_mark(void *arg)
+{
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    mark((int)(intptr_t)arg);
+    pause_ms(0);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    return NULL;
+}
+
+START_TEST(mutex_fifo)
+{
+    reset();
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    spawn(lock_hold, NULL);
+    for (intptr_t i = 1; i <= 5; i++)
+        spawn(lock_mark, (void *)i);
+    run();
+    ck_assert_int_eq(norder, 6);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(order[i], i);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+}
+END_TEST
+
+static void *lock_expect(void *arg)
+{
+    victim = coro_self();
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), (int)(intptr_t)arg);
+    ck_assert_int_eq(coro_mutex_unlock(mx), EPERM);
+    mark(1);
+    return NULL;
+}
+
+/* Holds the mutex until the semaphore gets a unit. */
+static void *lock_until_sem(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    ck_assert_int_eq(coro_sem_acquire(sem, -1), 0);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    mark(2);
+    return NULL;
+}
+
+static void *lock_timeout(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_lock(mx, soon()), ETIMEDOUT);
+    ck_assert_int_eq(coro_mutex_lock(mx, past()), ETIMEDOUT);
+    ck_assert_int_eq(coro_mutex_unlock(mx), EPERM);
+    mark(1);
+    ck_assert_int_eq(coro_sem_release(sem), 0);
+    return NULL;
+}
+
+static void *lock_then_cancel(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    pause_ms(1);
+    ck_assert_int_eq(coro_cancel(victim), 0);
+    pause_ms(1);
+    mark(3);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    return NULL;
+}
+
+START_TEST(mutex_timeout_and_cancel)
+{
+    reset();
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    ck_assert_int_eq(coro_sem_create(&sem, 0), 0);
+    spawn(lock_until_sem, NULL);
+    spawn(lock_timeout, NULL);
+    run();
+    ck_assert_int_eq(norder, 2);
+    ck_assert_int_eq(order[0], 1);
+    ck_assert_int_eq(order[1], 2);
+    spawn(lock_then_cancel, NULL);
+    spawn(lock_expect, (void *)ECANCELED);
+    run();
+    ck_assert_int_eq(norder, 4);
+    ck_assert_int_eq(order[2], 1);  /* cancelled while the holder held it */
+    ck_assert_int_eq(order[3], 3);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+    ck_assert_int_eq(coro_sem_destroy(sem), 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- cond */
+
+static int ready_flag;
+
+static void *cond_waiter(void *arg)
+{
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    while (!ready_flag)
+        ck_assert_int_eq(coro_cond_wait(cv, mx, -1), 0);
+    ready_flag--;
+    mark((int)(intptr_t)arg);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    return NULL;
+}
+
+static void *cond_signaller(void *arg)
+{
+    (void)arg;
+    pause_ms(1);
+    ck_assert_int_eq(coro_cond_destroy(cv), EBUSY);
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    ready_flag = 1;
+    ck_assert_int_eq(coro_cond_signal(cv), 0);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    pause_ms(1);
+    ck_assert_int_eq(norder, 1);     /* one signal wakes one waiter */
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    ready_flag = 3;
+    ck_assert_int_eq(coro_cond_broadcast(cv), 0);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    return NULL;
+}
+
+START_TEST(cond_signal_broadcast)
+{
+    reset();
+    ready_flag = 0;
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    ck_assert_int_eq(coro_cond_create(&cv), 0);
+    for (intptr_t i = 1; i <= 4; i++)
+        spawn(cond_waiter, (void *)i);
+    spawn(cond_signaller, NULL);
+    run();
+    ck_assert_int_eq(norder, 4);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(order[i], i + 1);
+    ck_assert_int_eq(ready_flag, 0);
+    ck_assert_int_eq(coro_cond_destroy(cv), 0);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+}
+END_TEST
+
+/* Timeout and cancel: the waiter gets the error back with the mutex held
+ * again, even when it was taken by someone else meanwhile. */
+static void *cond_timeout(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_cond_wait(cv, mx, -1), EPERM);   /* not held */
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    ck_assert_int_eq(coro_cond_wait(cv, mx, soon()), ETIMEDOUT);
+    ck_assert_int_eq(coro_cond_wait(cv, mx, past()), ETIMEDOUT);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    mark(1);
+    return NULL;
+}
+
+static void *cond_cancelled(void *arg)
+{
+    (void)arg;
+    victim = coro_self();
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    ck_assert_int_eq(coro_cond_wait(cv, mx, -1), ECANCELED);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);  /* held again */
+    mark(2);
+    return NULL;
+}
+
+static void *cond_cancel_holding(void *arg)
+{
+    (void)arg;
+    pause_ms(1);
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    ck_assert_int_eq(coro_cancel(victim), 0);
+    pause_ms(1);             /* the victim waits for the mutex now */
+    mark(3);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    return NULL;
+}
+
+START_TEST(cond_timeout_and_cancel)
+{
+    reset();
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    ck_assert_int_eq(coro_cond_create(&cv), 0);
+    spawn(cond_timeout, NULL);
+    run();
+    ck_assert_int_eq(norder, 1);
+    spawn(cond_cancelled, NULL);
+    spawn(cond_cancel_holding, NULL);
+    run();
+    ck_assert_int_eq(norder, 3);
+    ck_assert_int_eq(order[1], 3);
+    ck_assert_int_eq(order[2], 2);
+    ck_assert_int_eq(coro_cond_destroy(cv), 0);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+}
+END_TEST
+
+/* ----------------------------------------------------------- semaphore */
+
+static void *sem_mark(void *arg)
+{
+    ck_assert_int_eq(coro_sem_acquire(sem, -1), 0);
+    mark((int)(intptr_t)arg);
+    return NULL;
+}
+
+static void *sem_releaser(void *arg)
+{
+    (void)arg;
+    pause_ms(1);
+    ck_assert_int_eq(norder, 2);              /* the initial units */
+    ck_assert_int_eq(coro_sem_destroy(sem), EBUSY);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(coro_sem_release(sem), 0);
+    ck_assert_uint_eq(coro_sem_value(sem), 0); /* handed to the waiters */
+    ck_assert_int_eq(coro_sem_release(sem), 0);
+    ck_assert_uint_eq(coro_sem_value(sem), 1);
+    return NULL;
+}
+
+START_TEST(sem_fifo)
+{
+    reset();
+    ck_assert_int_eq(coro_sem_create(&sem, 2), 0);
+    ck_assert_uint_eq(coro_sem_value(sem), 2);
+    for (intptr_t i = 1; i <= 5; i++)
+        spawn(sem_mark, (void *)i);
+    spawn(sem_releaser, NULL);
+    run();
+    ck_assert_int_eq(norder, 5);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(order[i], i + 1);
+    ck_assert_int_eq(coro_sem_destroy(sem), 0);
+}
+END_TEST
+
+static void *sem_timeouts(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_sem_acquire(sem, soon()), ETIMEDOUT);
+    ck_assert_int_eq(coro_sem_acquire(sem, past()), ETIMEDOUT);
+    ck_assert_int_eq(coro_sem_release(sem), 0);
+    ck_assert_int_eq(coro_sem_acquire(sem, past()), 0);
+    mark(1);
+    return NULL;
+}
+
+static void *sem_cancelled(void *arg)
+{
+    (void)arg;
+    victim = coro_self();
+    ck_assert_int_eq(coro_sem_acquire(sem, -1), ECANCELED);
+    mark(2);
+    return NULL;
+}
+
+static void *sem_cancel(void *arg)
+{
+    (void)arg;
+    pause_ms(1);
+    ck_assert_int_eq(coro_sem_destroy(sem), EBUSY);
+    ck_assert_int_eq(coro_cancel(victim), 0);
+    pause_ms(1);
+    ck_assert_int_eq(coro_sem_destroy(sem), 0);
+    mark(3);
+    return NULL;
+}
+
+START_TEST(sem_timeout_cancel_overflow)
+{
+    coro_sem_t *full;
+
+    reset();
+    ck_assert_int_eq(coro_sem_create(&sem, 0), 0);
+    spawn(sem_timeouts, NULL);
+    run();
+    ck_assert_int_eq(norder, 1);
+    spawn(sem_cancelled, NULL);
+    spawn(sem_cancel, NULL);
+    run();
+    ck_assert_int_eq(norder, 3);
+    ck_assert_int_eq(coro_sem_create(&full, UINT_MAX), 0);
+    ck_assert_int_eq(coro_sem_release(full), EOVERFLOW);
+    ck_assert_uint_eq(coro_sem_value(full), UINT_MAX);
+    ck_assert_int_eq(coro_sem_destroy(full), 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------- wait group */
+
+static void *wg_worker(void *arg)
+{
+    pause_ms((intptr_t)arg);
+    mark(1);
+    ck_assert_int_eq(coro_wg_done(wg), 0);
+    return NULL;
+}
+
+static void *wg_waiter(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_wg_wait(wg, -1), 0);
+    mark(2);
+    ck_assert_int_eq(coro_wg_wait(wg, past()), 0);   /* zero: at once */
+    return NULL;
+}
+
+START_TEST(wg_waits_for_all)
+{
+    reset();
+    ck_assert_int_eq(coro_wg_create(&wg), 0);
+    ck_assert_int_eq(coro_wg_add(wg, 3), 0);
+    spawn(wg_waiter, NULL);
+    spawn(wg_waiter, NULL);
+    for (intptr_t i = 0; i < 3; i++)
+        spawn(wg_worker, (void *)i);
+    run();
+    ck_assert_int_eq(norder, 5);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(order[i], 1);
+    ck_assert_int_eq(order[3], 2);
+    ck_assert_int_eq(order[4], 2);
+    ck_assert_int_eq(coro_wg_done(wg), EINVAL);      /* below zero */
+    ck_assert_int_eq(coro_wg_add(wg, 2), 0);
+    ck_assert_int_eq(coro_wg_add(wg, -3), EINVAL);   /* left unchanged */
+    ck_assert_int_eq(coro_wg_add(wg, LONG_MAX), EOVERFLOW);
+    ck_assert_int_eq(coro_wg_add(wg, -2), 0);
+    ck_assert_int_eq(coro_wg_destroy(wg), 0);
+}
+END_TEST
+
+static void *wg_timeout(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_wg_wait(wg, soon()), ETIMEDOUT);
+    ck_assert_int_eq(coro_wg_wait(wg, past()), ETIMEDOUT);
+    mark(1);
+    return NULL;
+}
+
+static void *wg_cancelled(void *arg)
+{
+    (void)arg;
+    victim = coro_self();
+    ck_assert_int_eq(coro_wg_wait(wg, -1), ECANCELED);
+    mark(2);
+    return NULL;
+}
+
+static void *wg_cancel(void *arg)
+{
+    (void)arg;
+    pause_ms(1);
+    ck_assert_int_eq(coro_wg_destroy(wg), EBUSY);
+    ck_assert_int_eq(coro_cancel(victim), 0);
+    mark(3);
+    return NULL;
+}
+
+START_TEST(wg_timeout_and_cancel)
+{
+    reset();
+    ck_assert_int_eq(coro_wg_create(&wg), 0);
+    ck_assert_int_eq(coro_wg_add(wg, 1), 0);
+    spawn(wg_timeout, NULL);
+    spawn(wg_cancelled, NULL);
+    spawn(wg_cancel, NULL);
+    run();
+    ck_assert_int_eq(norder, 3);
+    ck_assert_int_eq(coro_wg_destroy(wg), 0);
+}
+END_TEST
+
+/* -------------------------------------------------------------- future */
+
+static void *future_waiter(void *arg)
+{
+    void *v = NULL;
+
+    ck_assert_int_eq(coro_future_wait(fut, &v, -1), 0);
+    ck_assert_ptr_eq(v, &result[0]);
+    mark((int)(intptr_t)arg);
+    return NULL;
+}
+
+static void *future_setter(void *arg)
+{
+    void *v = NULL;
+
+    (void)arg;
+    pause_ms(1);
+    ck_assert_int_eq(coro_future_destroy(fut), EBUSY);
+    ck_assert_int_eq(coro_future_set(fut, &result[0]), 0);
+    ck_assert_int_eq(coro_future_set(fut, &result[1]), EBUSY);
+    ck_assert_int_eq(coro_future_wait(fut, &v, past()), 0);   /* set: at once */
+    ck_assert_ptr_eq(v, &result[0]);
+    ck_assert_int_eq(coro_future_wait(fut, NULL, -1), 0);
+    return NULL;
+}
+
+START_TEST(future_many_waiters)
+{
+    reset();
+    ck_assert_int_eq(coro_future_create(&fut), 0);
+    for (intptr_t i = 1; i <= 6; i++)
+        spawn(future_waiter, (void *)i);
+    spawn(future_setter, NULL);
+    run();
+    ck_assert_int_eq(norder, 6);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(order[i], i + 1);
+    ck_assert_int_eq(coro_future_destroy(fut), 0);
+}
+END_TEST
+
+static void *future_timeout(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_future_wait(fut, NULL, soon()), ETIMEDOUT);
+    ck_assert_int_eq(coro_future_wait(fut, NULL, past()), ETIMEDOUT);
+    mark(1);
+    return NULL;
+}
+
+static void *future_cancelled(void *arg)
+{
+    void *v = &result[5];
+
+    (void)arg;
+    victim = coro_self();
+    ck_assert_int_eq(coro_future_wait(fut, &v, -1), ECANCELED);
+    ck_assert_ptr_eq(v, &result[5]);
+    mark(2);
+    return NULL;
+}
+
+static void *future_cancel(void *arg)
+{
+    (void)arg;
+    pause_ms(1);
+    ck_assert_int_eq(coro_future_destroy(fut), EBUSY);
+    ck_assert_int_eq(coro_cancel(victim), 0);
+    pause_ms(1);
+    ck_assert_int_eq(coro_future_destroy(fut), 0);
+    mark(3);
+    return NULL;
+}
+
+START_TEST(future_timeout_and_cancel)
+{
+    reset();
+    ck_assert_int_eq(coro_future_create(&fut), 0);
+    spawn(future_timeout, NULL);
+    run();
+    ck_assert_int_eq(norder, 1);
+    spawn(future_cancelled, NULL);
+    spawn(future_cancel, NULL);
+    run();
+    ck_assert_int_eq(norder, 3);
+}
+END_TEST
+
+/* -------------------------------------------------------------- misuse */
+
+/* Every call that can wait refuses to from outside a scheduled coroutine:
+ * from the thread itself (here), and from a coroutine resumed by hand. */
+static void *blocking_calls_eperm(void *arg)
+{
+    int v = 0;
+    coro_select_clause_t cl = { ch, CORO_SELECT_RECV, &v };
+
+    (void)arg;
+    ck_assert_int_eq(coro_chan_send(ch, &v, -1), EPERM);
+    ck_assert_int_eq(coro_chan_recv(ch, &v, -1), EPERM);
+    ck_assert_int_eq(coro_select(&cl, 1, -1, NULL), EPERM);
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), EPERM);
+    ck_assert_int_eq(coro_mutex_unlock(mx), EPERM);
+    ck_assert_int_eq(coro_cond_wait(cv, mx, -1), EPERM);
+    ck_assert_int_eq(coro_sem_acquire(sem, -1), EPERM);
+    ck_assert_int_eq(coro_wg_wait(wg, -1), EPERM);
+    ck_assert_int_eq(coro_future_wait(fut, NULL, -1), EPERM);
+    return &result[0];
+}
+
+START_TEST(misuse_eperm)
+{
+    coro_t *co;
+    void *out = NULL;
+
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 4), 0);
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    ck_assert_int_eq(coro_cond_create(&cv), 0);
+    ck_assert_int_eq(coro_sem_create(&sem, 1), 0);
+    ck_assert_int_eq(coro_wg_create(&wg), 0);
+    ck_assert_int_eq(coro_future_create(&fut), 0);
+    blocking_calls_eperm(NULL);
+    ck_assert_int_eq(coro_create(&co, blocking_calls_eperm, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, &out), 0);
+    ck_assert_ptr_eq(out, &result[0]);
+    ck_assert_int_eq(coro_destroy(co), 0);
+    /* the calls that never wait work from anywhere */
+    ck_assert_int_eq(coro_chan_close(ch), 0);
+    ck_assert_int_eq(coro_cond_signal(cv), 0);
+    ck_assert_int_eq(coro_cond_broadcast(cv), 0);
+    ck_assert_int_eq(coro_sem_release(sem), 0);
+    ck_assert_int_eq(coro_wg_add(wg, 1), 0);
+    ck_assert_int_eq(coro_wg_done(wg), 0);
+    ck_assert_int_eq(coro_future_set(fut, NULL), 0);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+    ck_assert_int_eq(coro_cond_destroy(cv), 0);
+    ck_assert_int_eq(coro_sem_destroy(sem), 0);
+    ck_assert_int_eq(coro_wg_destroy(wg), 0);
+    ck_assert_int_eq(coro_future_destroy(fut), 0);
+}
+END_TEST
+
+/* Bad arguments, checked before anything else (so also from a scheduled
+ * coroutine). */
+static void *bad_arguments(void *arg)
+{
+    int v = 0;
+    coro_select_clause_t cl = { ch, CORO_SELECT_RECV, &v };
+
+    (void)arg;
+    ck_assert_int_eq(coro_chan_send(NULL, &v, -1), EINVAL);
+    ck_assert_int_eq(coro_chan_send(ch, NULL, -1), EINVAL);
+    ck_assert_int_eq(coro_chan_send(ch, &v, -2), EINVAL);
+    ck_assert_int_eq(coro_chan_recv(NULL, &v, -1), EINVAL);
+    ck_assert_int_eq(coro_chan_recv(ch, &v, INT64_MIN), EINVAL);
+    ck_assert_int_eq(coro_select(NULL, 1, -1, NULL), EINVAL);
+    ck_assert_int_eq(coro_select(&cl, 1, -5, NULL), EINVAL);
+    cl.op = 0;
+    ck_assert_int_eq(coro_select(&cl, 1, -1, NULL), EINVAL);
+    cl = (coro_select_clause_t){ ch, CORO_SELECT_SEND, NULL };
+    ck_assert_int_eq(coro_select(&cl, 1, -1, NULL), EINVAL);
+    ck_assert_int_eq(coro_mutex_lock(NULL, -1), EINVAL);
+    ck_assert_int_eq(coro_mutex_lock(mx, -2), EINVAL);
+    ck_assert_int_eq(coro_mutex_unlock(NULL), EINVAL);
+    ck_assert_int_eq(coro_cond_wait(NULL, mx, -1), EINVAL);
+    ck_assert_int_eq(coro_cond_wait(cv, NULL, -1), EINVAL);
+    ck_assert_int_eq(coro_sem_acquire(NULL, -1), EINVAL);
+    ck_assert_int_eq(coro_wg_wait(NULL, -1), EINVAL);
+    ck_assert_int_eq(coro_future_wait(NULL, NULL, -1), EINVAL);
+    mark(1);
+    return NULL;
+}
+
+START_TEST(misuse_einval)
+{
+    coro_chan_t *c;
+
+    reset();
+    ck_assert_int_eq(coro_chan_create(NULL, 1, 1), EINVAL);
+    ck_assert_int_eq(coro_chan_create(&c, SIZE_MAX / 2, 3), EINVAL);
+    ck_assert_int_eq(coro_chan_create(&c, 1, SIZE_MAX - 8), EINVAL);
+    ck_assert_int_eq(coro_chan_create(&c, 1, SIZE_MAX / 2), ENOMEM);
+    ck_assert_int_eq(coro_chan_destroy(NULL), EINVAL);
+    ck_assert_int_eq(coro_chan_close(NULL), EINVAL);
+    ck_assert_int_eq(coro_mutex_create(NULL), EINVAL);
+    ck_assert_int_eq(coro_mutex_destroy(NULL), EINVAL);
+    ck_assert_int_eq(coro_mutex_unlock(NULL), EINVAL);
+    ck_assert_int_eq(coro_cond_create(NULL), EINVAL);
+    ck_assert_int_eq(coro_cond_destroy(NULL), EINVAL);
+    ck_assert_int_eq(coro_cond_signal(NULL), EINVAL);
+    ck_assert_int_eq(coro_cond_broadcast(NULL), EINVAL);
+    ck_assert_int_eq(coro_sem_create(NULL, 0), EINVAL);
+    ck_assert_int_eq(coro_sem_destroy(NULL), EINVAL);
+    ck_assert_int_eq(coro_sem_release(NULL), EINVAL);
+    ck_assert_uint_eq(coro_sem_value(NULL), 0);
+    ck_assert_int_eq(coro_wg_create(NULL), EINVAL);
+    ck_assert_int_eq(coro_wg_destroy(NULL), EINVAL);
+    ck_assert_int_eq(coro_wg_add(NULL, 1), EINVAL);
+    ck_assert_int_eq(coro_wg_done(NULL), EINVAL);
+    ck_assert_int_eq(coro_future_create(NULL), EINVAL);
+    ck_assert_int_eq(coro_future_destroy(NULL), EINVAL);
+    ck_assert_int_eq(coro_future_set(NULL, NULL), EINVAL);
+
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    ck_assert_int_eq(coro_cond_create(&cv), 0);
+    spawn(bad_arguments, NULL);
+    run();
+    ck_assert_int_eq(norder, 1);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+    ck_assert_int_eq(coro_cond_destroy(cv), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------- memory */
+
+/* A pipeline of every kind of object, run 200 times: the heap in use does
+ * not grow (glibc's per-thread cache keeps a few freed blocks counted as
+ * in use, hence a margin far below what one object per run would leak).
+ * ASan's leak check covers the sanitizer build, where mallinfo2 says
+ * nothing.  Check's assertions allocate in the forked child, so this part
+ * counts failures instead. */
+static int mem_bad;
+#define MEM_OK(e) (mem_bad += (e) != 0)
+static void *mem_producer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 50; i++)
+        MEM_OK(coro_chan_send(ch, &i, -1));
+    MEM_OK(coro_chan_close(ch));
+    return NULL;
+}
+
+static void *mem_consumer(void *arg)
+{
+    int v;
+    coro_select_clause_t cl[10];
+
+    (void)arg;
+    for (int i = 0; i < 10; i++)
+        cl[i] = (coro_select_clause_t){ ch, CORO_SELECT_RECV, &v };
+    while (coro_select(cl, 10, -1, NULL) == 0) {
+        MEM_OK(coro_mutex_lock(mx, -1));
+        MEM_OK(coro_sem_acquire(sem, -1));
+        MEM_OK(coro_sem_release(sem));
+        MEM_OK(coro_mutex_unlock(mx));
+    }
+    MEM_OK(coro_wg_done(wg));
+    return NULL;
+}
+
+static void *mem_waiter(void *arg)
+{
+    (void)arg;
+    MEM_OK(coro_wg_wait(wg, -1));
+    MEM_OK(coro_future_set(fut, NULL));
+    return NULL;
+}
+
+static void mem_round(void)
+{
+    MEM_OK(coro_chan_create(&ch, sizeof(int), 3));
+    MEM_OK(coro_mutex_create(&mx));
+    MEM_OK(coro_sem_create(&sem, 1));
+    MEM_OK(coro_wg_create(&wg));
+    MEM_OK(coro_future_create(&fut));
+    MEM_OK(coro_wg_add(wg, 3));
+    MEM_OK(coro_spawn(NULL, mem_producer, NULL, NULL));
+    for (int i = 0; i < 3; i++)
+        MEM_OK(coro_spawn(NULL, mem_consumer, NULL, NULL));
+    MEM_OK(coro_spawn(NULL, mem_waiter, NULL, NULL));
+    MEM_OK(coro_run());
+    MEM_OK(coro_chan_destroy(ch));
+    MEM_OK(coro_mutex_destroy(mx));
+    MEM_OK(coro_sem_destroy(sem));
+    MEM_OK(coro_wg_destroy(wg));
+    MEM_OK(coro_future_destroy(fut));
+}
+
+START_TEST(no_memory_left_behind)
+{
+    size_t before;
+
+    size_t after;
+
+    mem_bad = 0;
+    mem_round();
+    before = mallinfo2().uordblks;
+    for (int i = 0; i < 200; i++)
+        mem_round();
+    after = mallinfo2().uordblks;
+    ck_assert_int_eq(mem_bad, 0);
+    ck_assert_uint_lt(after, before + 2048);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ suite */
+
+static Suite *sync_suite(void)
+{
+    Suite *s = suite_create("sync");
+    TCase *tc;
+
+    tc = tcase_create("chan");
+    tcase_add_test(tc, chan_unbuffered_transfers_in_order);
+    tcase_add_loop_test(tc, chan_receivers_fifo, 0, 2);
+    tcase_add_loop_test(tc, chan_senders_fifo, 0, 3);
+    tcase_add_test(tc, chan_buffered_capacity);
+    tcase_add_loop_test(tc, chan_element_sizes, 0, 2);
+    tcase_add_test(tc, chan_timeout);
+    tcase_add_loop_test(tc, chan_cancel, 0, 2);
+    tcase_add_test(tc, chan_close_wakes_senders);
+    tcase_add_test(tc, chan_close_wakes_receivers);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("select");
+    tcase_add_test(tc, select_with_ready_clause);
+    tcase_add_loop_test(tc, select_waits_for_a_clause, 0, 2);
+    tcase_add_test(tc, select_send_clause_waits);
+    tcase_add_test(tc, select_deadline_passes);
+    tcase_add_test(tc, select_many_clauses);
+    tcase_add_test(tc, select_closed_channels);
+    tcase_add_test(tc, select_cancel);
+    tcase_add_test(tc, select_picks_among_ready);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("locks");
+    tcase_add_test(tc, mutex_fifo);
+    tcase_add_test(tc, mutex_timeout_and_cancel);
+    tcase_add_test(tc, cond_signal_broadcast);
+    tcase_add_test(tc, cond_timeout_and_cancel);
+    tcase_add_test(tc, sem_fifo);
+    tcase_add_test(tc, sem_timeout_cancel_overflow);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("events");
+    tcase_add_test(tc, wg_waits_for_all);
+    tcase_add_test(tc, wg_timeout_and_cancel);
+    tcase_add_test(tc, future_many_waiters);
+    tcase_add_test(tc, future_timeout_and_cancel);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("misuse");
+    tcase_add_test(tc, misuse_eperm);
+    tcase_add_test(tc, misuse_einval);
+    tcase_add_test(tc, no_memory_left_behind);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(sync_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

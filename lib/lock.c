@@ -106,9 +106,9 @@ static int mutex_relock(coro_mutex_t *m)
     w.wait = &wait;
     coro__waitq_push(&m->q, &w);
     while (!wait.fired) {
-        if (coro__park(-1) != ECANCELED || wait.fired)
-            continue;
-        if (++cancels == 2) {
+        if (coro__park(-1) == ECANCELED)
+            cancels++;
+        if (cancels == 2 && !wait.fired) {
             coro__waitq_unlink(&w);
             break;
         }

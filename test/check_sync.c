@@ -1342,6 +1342,69 @@ START_TEST(misuse_einval)
 }
 END_TEST
 
+/* A deadlock: coro_run cancels every wait (see coro_run), including a
+ * condition wait whose relock cannot succeed, and everything can be freed
+ * afterwards. */
+static void *stuck_cond(void *arg)
+{
+    int r;
+
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    ck_assert_int_eq(coro_cond_wait(cv, mx, -1), ECANCELED);
+    r = coro_mutex_unlock(mx);          /* held unless the relock gave up */
+    ck_assert(r == 0 || r == EPERM);
+    mark(1);
+    return NULL;
+}
+
+static void *stuck_holder(void *arg)
+{
+    (void)arg;
+    pause_ms(0);                         /* after stuck_cond waits */
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    ck_assert_int_eq(coro_cond_signal(cv), 0);
+    ck_assert_int_eq(coro_chan_recv(ch, NULL, -1), ECANCELED);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    mark(2);
+    return NULL;
+}
+
+static void *stuck_select(void *arg)
+{
+    coro_select_clause_t cl[2] = {
+        { ch, CORO_SELECT_RECV, NULL },
+        { ch2, CORO_SELECT_RECV, NULL },
+    };
+
+    (void)arg;
+    ck_assert_int_eq(coro_select(cl, 2, -1, NULL), ECANCELED);
+    ck_assert_int_eq(coro_future_wait(fut, NULL, -1), ECANCELED);
+    mark(3);
+    return NULL;
+}
+
+START_TEST(deadlock_unwinds)
+{
+    reset();
+    ck_assert_int_eq(coro_chan_create(&ch, 0, 0), 0);
+    ck_assert_int_eq(coro_chan_create(&ch2, 0, 0), 0);
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    ck_assert_int_eq(coro_cond_create(&cv), 0);
+    ck_assert_int_eq(coro_future_create(&fut), 0);
+    spawn(stuck_cond, NULL);
+    spawn(stuck_holder, NULL);
+    spawn(stuck_select, NULL);
+    ck_assert_int_eq(coro_run(), EDEADLK);
+    ck_assert_int_eq(norder, 3);
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_chan_destroy(ch2), 0);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+    ck_assert_int_eq(coro_cond_destroy(cv), 0);
+    ck_assert_int_eq(coro_future_destroy(fut), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------- memory */
 
 /* A pipeline of every kind of object, run 200 times: the heap in use does
@@ -1474,6 +1537,7 @@ static Suite *sync_suite(void)
     tcase_add_test(tc, misuse_eperm);
     tcase_add_test(tc, misuse_einval);
     tcase_add_test(tc, no_memory_left_behind);
+    tcase_add_test(tc, deadlock_unwinds);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,3 @@
+module chan_go
+
+go 1.19

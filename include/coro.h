@@ -152,7 +152,8 @@ CORO_API size_t coro_stack_size(const coro_t *co);
  * handle never joined is reported on stderr and freed when coro_run
  * returns); if co is NULL the coroutine is detached and freed when it
  * finishes.  Any code on the thread may call it: main flow, spawned or
- * plain coroutines.
+ * plain coroutines.  Coroutines still unrun when the thread exits (no
+ * coro_run after coro_spawn) are reported on stderr and freed.
  * Returns 0; EINVAL if fn is NULL or attr was not initialised by
  * coro_attr_init; ENOMEM if no memory or stack can be had (nothing is
  * left allocated, *co is unchanged). */

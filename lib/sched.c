@@ -58,10 +58,41 @@ struct coro__sched {
 #define task_of_timer(tm) \
     ((struct task *)((char *)(tm) - offsetof(struct task, timer)))
 
+static pthread_key_t sched_key;
+static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
+
+static void free_task(struct coro__sched *s, struct task *k);
+
+/* A thread that exits with coroutines spawned after its last coro_run:
+ * they never ran; say so and free them. */
+static void thread_exit(void *p)
+{
+    struct coro__sched *s = p;
+    size_t n = 0;
+
+    while (s->all) {
+        free_task(s, s->all);
+        n++;
+    }
+    fprintf(stderr, "coro: a thread exits with %zu spawned coroutine%s that "
+            "never ran (no coro_run after coro_spawn); freed\n", n, n == 1 ? "" : "s");
+    coro__timers_free(&s->timers);
+    free(s);
+}
+
+static void sched_key_init(void)
+{
+    pthread_key_create(&sched_key, thread_exit);
+}
+
 static struct coro__sched *sched_get(struct coro__thread *t)
 {
-    if (!t->sched)
+    if (!t->sched) {
+        pthread_once(&sched_once, sched_key_init);
         t->sched = calloc(1, sizeof(struct coro__sched));
+        if (t->sched)
+            pthread_setspecific(sched_key, t->sched);
+    }
     return t->sched;
 }
 
@@ -323,6 +354,7 @@ int coro_run(void)
     coro__timers_free(&s->timers);
     free(s);
     t->sched = NULL;
+    pthread_setspecific(sched_key, NULL);
     return err;
 }
 

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <coro.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,26 +33,38 @@ static void *mark_arg(void *arg)
     return arg;
 }
 
-/* Runs coro_run with stderr sent to a file; returns coro_run's result and
- * what it printed in out (NUL-terminated). */
+/* Sends stderr to a file until capture_end, which stores what was
+ * printed in out (NUL-terminated). */
+static FILE *capture_file;
+static int capture_saved;
+
+static void capture_begin(void)
+{
+    capture_file = tmpfile();
+    ck_assert_ptr_nonnull(capture_file);
+    fflush(stderr);
+    capture_saved = dup(2);
+    ck_assert_int_ge(capture_saved, 0);
+    ck_assert_int_eq(dup2(fileno(capture_file), 2), 2);
+}
+
+static void capture_end(char *out, size_t size)
+{
+    fflush(stderr);
+    dup2(capture_saved, 2);
+    close(capture_saved);
+    rewind(capture_file);
+    size_t n = fread(out, 1, size - 1, capture_file);
+    out[n] = '\0';
+    fclose(capture_file);
+}
+
+/* coro_run with stderr captured. */
 static int run_capturing(char *out, size_t size)
 {
-    FILE *f = tmpfile();
-    ck_assert_ptr_nonnull(f);
-    fflush(stderr);
-    int saved = dup(2);
-    ck_assert_int_ge(saved, 0);
-    ck_assert_int_eq(dup2(fileno(f), 2), 2);
-
+    capture_begin();
     int r = coro_run();
-
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    rewind(f);
-    size_t n = fread(out, 1, size - 1, f);
-    out[n] = '\0';
-    fclose(f);
+    capture_end(out, size);
     return r;
 }
 
@@ -824,6 +837,121 @@ START_TEST(deadlock_single)
 }
 END_TEST
 
+/* ------------------------------------------------------------ threads */
+
+struct worker_result {
+    long sum;
+    int run;
+};
+
+static void *add_after_yields(void *arg)
+{
+    for (int i = 0; i < 5; i++)
+        coro_yield(NULL, NULL);
+    return arg;
+}
+
+static void *thread_root(void *arg)
+{
+    struct worker_result *res = arg;
+    coro_t *h[100];
+
+    for (long i = 0; i < 100; i++)
+        if (coro_spawn(&h[i], add_after_yields, (void *)i, NULL))
+            return NULL;
+    for (int i = 0; i < 100; i++) {
+        void *r;
+        if (coro_join(h[i], &r) == 0)
+            res->sum += (long)r;
+    }
+    return NULL;
+}
+
+static void *thread_main(void *arg)
+{
+    struct worker_result *res = arg;
+
+    for (int round = 0; round < 20; round++) {
+        if (coro_spawn(NULL, thread_root, res, NULL))
+            return NULL;
+        res->run |= coro_run();
+    }
+    return NULL;
+}
+
+START_TEST(threads_have_their_own_scheduler)
+{
+    pthread_t th[2];
+    struct worker_result res[3] = {{0, 0}, {0, 0}, {0, 0}};
+
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, thread_main, &res[i]), 0);
+    thread_main(&res[2]);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(res[i].run, 0);
+        ck_assert_int_eq(res[i].sum, 20 * 4950);
+    }
+}
+END_TEST
+
+static coro_t *foreign;
+static int foreign_join, foreign_cancel;
+
+static void *joins_foreign(void *arg)
+{
+    (void)arg;
+    foreign_join = coro_join(foreign, NULL);
+    return NULL;
+}
+
+static void *other_thread(void *arg)
+{
+    (void)arg;
+    foreign_cancel = coro_cancel(foreign);
+    if (coro_spawn(NULL, joins_foreign, NULL, NULL) == 0)
+        coro_run();
+    return NULL;
+}
+
+START_TEST(other_threads_coroutines_are_refused)
+{
+    pthread_t th;
+
+    ck_assert_int_eq(coro_spawn(&foreign, mark_arg, (void *)'f', NULL), 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, other_thread, NULL), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(foreign_cancel, EPERM);
+    ck_assert_int_eq(foreign_join, EPERM);
+    char err[512];
+    ck_assert_int_eq(run_capturing(err, sizeof err), 0);
+    ck_assert_str_eq(trail, "f");
+}
+END_TEST
+
+static void *spawns_and_leaves(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        coro_spawn(NULL, mark_arg, (void *)'n', NULL);
+    return NULL;
+}
+
+START_TEST(thread_exit_frees_unrun_coroutines)
+{
+    pthread_t th;
+    char err[512];
+
+    capture_begin();
+    ck_assert_int_eq(pthread_create(&th, NULL, spawns_and_leaves, NULL), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    capture_end(err, sizeof err);
+    ck_assert_ptr_nonnull(strstr(err, "3 spawned coroutines that never ran"));
+    ck_assert_str_eq(trail, ""); /* they never ran; ASan sees them freed */
+}
+END_TEST
+
 /* ------------------------------------------------------------- suite */
 
 static void reset(void)
@@ -881,6 +1009,13 @@ static Suite *sched_suite(void)
     tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, deadlock_is_reported);
     tcase_add_test(tc, deadlock_single);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("threads");
+    tcase_add_checked_fixture(tc, reset, NULL);
+    tcase_add_test(tc, threads_have_their_own_scheduler);
+    tcase_add_test(tc, other_threads_coroutines_are_refused);
+    tcase_add_test(tc, thread_exit_frees_unrun_coroutines);
     suite_add_tcase(s, tc);
     return s;
 }

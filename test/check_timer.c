@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define MS 1000000LL
@@ -310,6 +311,63 @@ START_TEST(sleeping_forever_is_a_deadlock)
 }
 END_TEST
 
+/* ------------------------------------------------- fairness, idling */
+
+static int alarm_rang;
+
+static void *hog(void *arg)
+{
+    long turns = 0;
+
+    (void)arg;
+    /* If a busy yielder kept timers from being checked, this would never
+     * end (and the test would time out). */
+    while (!alarm_rang)
+        coro_yield(NULL, NULL), turns++;
+    return (void *)turns;
+}
+
+static void *alarm_clock(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_sleep(2 * MS), 0);
+    alarm_rang = 1;
+    return NULL;
+}
+
+START_TEST(yielding_hog_does_not_hold_timers)
+{
+    ck_assert_int_eq(coro_spawn(NULL, hog, NULL, NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, hog, NULL, NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, alarm_clock, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_int_eq(alarm_rang, 1);
+}
+END_TEST
+
+static int64_t cpu_ns(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+START_TEST(idle_scheduler_sleeps)
+{
+    /* Four sleepers, 300 ms in all: a scheduler that polled the clock
+     * would burn about that much CPU; one that sleeps burns next to none.
+     * The bound is loose so that a loaded machine cannot break it. */
+    for (long i = 1; i <= 4; i++)
+        ck_assert_int_eq(coro_spawn(NULL, naps, (void *)(i * 75), NULL), 0);
+    int64_t wall = coro_now(), cpu = cpu_ns();
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_int_ge(coro_now() - wall, 300 * MS);
+    ck_assert_int_lt(cpu_ns() - cpu, 100 * MS);
+}
+END_TEST
+
 static Suite *timer_suite(void)
 {
     Suite *s = suite_create("timer");
@@ -326,6 +384,12 @@ static Suite *timer_suite(void)
     tcase_add_test(tc, sleep_errors);
     tcase_add_test(tc, join_until_deadline);
     tcase_add_test(tc, sleeping_forever_is_a_deadlock);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("scheduling");
+    tcase_add_checked_fixture(tc, reset, NULL);
+    tcase_add_test(tc, yielding_hog_does_not_hold_timers);
+    tcase_add_test(tc, idle_scheduler_sleeps);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -208,8 +208,12 @@ class _Coro(object):
         return "state %d" % self.state
 
     def saved_registers(self, arch):
-        mem = self.root.mem
-        return [(name, mem.u64(self.mcontext + off)) for name, off in arch.regs]
+        """(gdb name, value) of the registers co saved when it switched."""
+        end = max(off for _, off in arch.regs) + 8
+        raw = self.root.mem.read(self.mcontext, end)
+        order = self.root.mem.order + "Q"
+        return [(name, struct.unpack_from(order, raw, off)[0])
+                for name, off in arch.regs]
 
     def on_stack(self, sp):
         return self.lo <= sp < self.addr
@@ -265,29 +269,38 @@ class _CoroUnwinder(gdb.unwinder.Unwinder):
         self.level = None
         self.thread = None
         self.frame_sp = 0
+        self.values = None   # regs as gdb values, made on first use
+        self.id_sp = None
+        self.types = {}      # architecture's pc name -> {register: type}
 
     def __call__(self, pending):
         if self.regs is None:
-            return None
-        thread = gdb.selected_thread()
-        if thread is None or thread.ptid != self.thread:
             return None
         level = pending.level()
         if self.level is None:
             self.level = level   # the first frame not inlined into another
         if level != self.level:
             return None
-        sp = pending.read_register(self.arch.sp)
+        thread = gdb.selected_thread()
+        if thread is None or thread.ptid != self.thread:
+            return None
         pc = pending.read_register(self.arch.pc)
+        if self.values is None:
+            # Register types belong to the architecture: looked up once.
+            types = self.types.setdefault(self.arch.pc, {})
+            if not types:
+                for name, _ in self.arch.regs:
+                    types[name] = pending.read_register(name).type
+            self.values = [(name, gdb.Value(value).cast(types[name]))
+                           for name, value in self.regs]
+            self.id_sp = gdb.Value(self.frame_sp).cast(types[self.arch.sp])
         # gdb stops at a caller whose frame is inner to (below) its
         # callee's, so this frame's id gets a stack address below the
         # coroutine's whole stack.  It only lives while the coroutine is
         # selected.
-        ui = pending.create_unwind_info(
-            _FrameId(gdb.Value(self.frame_sp).cast(sp.type), pc))
-        for name, value in self.regs:
-            reg_type = pending.read_register(name).type
-            ui.add_saved_register(name, gdb.Value(value).cast(reg_type))
+        ui = pending.create_unwind_info(_FrameId(self.id_sp, pc))
+        for name, value in self.values:
+            ui.add_saved_register(name, value)
         return ui
 
 
@@ -322,6 +335,7 @@ class _Selected(object):
         u = self.unwinder = _unwinder()
         u.arch = arch
         u.regs = self.co.saved_registers(arch)
+        u.values = None
         u.level = None
         u.thread = gdb.selected_thread().ptid
         u.frame_sp = self.co.lo - self.co.root.guard_size
@@ -367,8 +381,29 @@ def _first_user_frame(level):
     return frame if frame is not None else first
 
 
+def _pc_in_libcoro(pc):
+    solib = gdb.solib_name(pc)
+    if solib is not None:
+        return solib.rsplit("/", 1)[-1].startswith("libcoro.")
+    try:
+        block = gdb.block_for_pc(pc)
+    except RuntimeError:
+        return False
+    func = None
+    while block is not None:   # the outermost function: out of inlined ones
+        if block.function is not None:
+            func = block.function
+        block = block.superblock
+    return func is not None and func.name.startswith("coro_")
+
+
 def _where_suspended(co):
     """Where co waits: its innermost frame outside libcoro."""
+    pc = dict(co.saved_registers(_arch()))[_arch().pc]
+    if not _pc_in_libcoro(pc):
+        # The switch saved its caller's return address (the asm backend's
+        # tail call): no need to unwind.
+        return _symbolize(pc - 1)
     with _Selected(co) as level:
         if level is None:
             return "?"

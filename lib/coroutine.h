@@ -15,34 +15,37 @@
 /* Per-thread state, created on the thread's first create or resume and
  * freed when the thread exits. */
 struct coro__thread {
+    /* The fields every switch reads come first, in one cache line. */
     coro_t *current;         /* running coroutine, NULL on the thread's own stack */
-    ucontext_t main_ctx;     /* the thread's own flow while a coroutine runs */
     uint64_t serial;         /* unique per thread, never reused */
-    uint64_t next_id;        /* block of coroutine ids reserved for this thread */
-    uint64_t end_id;
     int *errno_ptr;          /* this thread's errno, looked up once */
     int main_err;            /* the thread's own errno while a coroutine runs */
     void *sched;             /* the sched layer's per-thread scheduler, or NULL */
+    uint64_t next_id;        /* block of coroutine ids reserved for this thread */
+    uint64_t end_id;
+    ucontext_t main_ctx;     /* the thread's own flow while a coroutine runs */
 };
 
 /* The coroutine object sits at the top of its own stack, just below the
  * stack descriptor: creating one touches a single page. */
 struct coro {
-    ucontext_t ctx;          /* saved registers while it is not running */
+    /* What resume and yield touch, in the first cache line. */
     ucontext_t *caller;      /* where coro_yield goes: the resumer's context */
     struct coro *resumer;    /* the coroutine that resumed it, NULL for a thread */
     void **out;              /* where its next yield or return value goes: the
                               * out argument of the coro_resume running it */
     void **in;               /* where the next resume's value goes: the in
                               * argument of its pending coro_yield */
-    coro_fn fn;
-    void *arg;
-    coro__stack_t *stack;    /* its memory; usable stack is [stack->lo, this) */
     uint64_t owner;          /* serial of the thread it started on; 0 before */
-    uint64_t id;
+    coro__stack_t *stack;    /* its memory; usable stack is [stack->lo, this) */
     int state;               /* coro_state_t */
     int err;                 /* its errno while it is not running */
     int canary;              /* its stack has canary words, no guard pages */
+    ucontext_t ctx __attribute__((aligned(64)));
+                             /* saved registers while it is not running */
+    coro_fn fn;
+    void *arg;
+    uint64_t id;
     char name[CORO_NAME_MAX + 1];
     void *sched;             /* the sched layer's per-coroutine data */
     void *debug;             /* the debug layer's per-coroutine data (sanitizers) */

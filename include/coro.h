@@ -7,7 +7,11 @@
  * Conventions, as in pthreads: every function that can fail returns 0 or a
  * positive errno value and leaves errno alone.  Pointer results may be NULL
  * where said.  Each coroutine keeps its own errno and floating-point control
- * state (rounding mode, exception masks) across switches.
+ * state (rounding mode, exception masks) across switches.  On x86_64 the
+ * sticky exception flags (fetestexcept) stay with the thread, as the x87
+ * status word does: switching them would cost a pipeline stall per switch
+ * as soon as one side has done any inexact arithmetic.  A new coroutine
+ * starts with its creator's control state.
  */
 #ifndef CORO_H
 #define CORO_H

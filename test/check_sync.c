@@ -1308,7 +1308,7 @@ START_TEST(misuse_einval)
     ck_assert_int_eq(coro_chan_create(NULL, 1, 1), EINVAL);
     ck_assert_int_eq(coro_chan_create(&c, SIZE_MAX / 2, 3), EINVAL);
     ck_assert_int_eq(coro_chan_create(&c, 1, SIZE_MAX - 8), EINVAL);
-    ck_assert_int_eq(coro_chan_create(&c, 1, SIZE_MAX / 2), ENOMEM);
+    ck_assert_int_eq(coro_chan_create(&c, 1, SIZE_MAX / 4), ENOMEM); /* 4 EiB */
     ck_assert_int_eq(coro_chan_destroy(NULL), EINVAL);
     ck_assert_int_eq(coro_chan_close(NULL), EINVAL);
     ck_assert_int_eq(coro_mutex_create(NULL), EINVAL);

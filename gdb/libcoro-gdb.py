@@ -216,7 +216,9 @@ class _Coro(object):
                 for name, off in arch.regs]
 
     def on_stack(self, sp):
-        return self.lo <= sp < self.addr
+        """True if sp is on co's stack, or in the guard below it (a thread
+        that overflowed the stack stops there)."""
+        return self.lo - self.root.guard_size <= sp < self.addr
 
     def thread(self):
         """The thread whose stack pointer is on this coroutine's stack (the
@@ -413,6 +415,22 @@ def _where_suspended(co):
         return _symbolize(pc - 1 if frame.level() > 0 else pc)
 
 
+def _running_where(thread):
+    """Where thread is: its innermost frame outside libcoro."""
+    selected = gdb.selected_thread()
+    frame = gdb.selected_frame()
+    thread.switch()
+    try:
+        user = _first_user_frame(0)
+        pc = user.pc()
+        return _symbolize(pc - 1 if user.level() > 0 else pc)
+    except gdb.error:
+        return "?"
+    finally:
+        selected.switch()
+        frame.select()
+
+
 def _where(co):
     if co.state == READY:
         return "not started: " + _symbolize(co.fn)
@@ -422,7 +440,7 @@ def _where(co):
         thread = co.thread()
         if thread is None:
             return "running (no thread has its stack)"
-        return "running in thread %d" % thread.num
+        return "running in thread %d: %s" % (thread.num, _running_where(thread))
     return _where_suspended(co)
 
 

@@ -91,8 +91,9 @@ EXPECTED = {
     "gamma": ("ready", None, "not started: gamma_top"),
     "delta": ("finished", None, "returned from delta_top"),
     "outer": ("normal", ["outer_top"], "outer_top"),
-    "inner": ("running", ["victim_ready", "inner_leaf", "inner_top"], "running in thread 1"),
-    "worker": ("running", ["worker_block", "worker_top"], "running in thread 2"),
+    "inner": ("running", ["victim_ready", "inner_leaf", "inner_top"],
+              "running in thread 1: victim_ready"),
+    "worker": ("running", ["worker_block", "worker_top"], "running in thread 2: "),
 }
 
 
@@ -210,6 +211,17 @@ try:
     parts, whole = gdb([VICTIM], ["break victim_ready", "run"] + COMMANDS + ["kill"],
                        source=0, init=["set auto-load safe-path /"])
     check_session("autoload", parts, whole, ids)
+
+    # a stack overflow: the thread stops in the guard of deep's stack
+    parts, whole = gdb([VICTIM], ["run overflow", "info coroutines", "coro bt 6 3",
+                                  "kill"], source=1)
+    rows = parse_info(parts.get("info coroutines", ""))
+    check("SIGSEGV" in parts.get("run overflow", ""), "overflow: the victim faults", whole)
+    check(rows.get("deep", ("", 0, "", ""))[0] == "*" and rows["deep"][1] == 6 and
+          rows["deep"][3].startswith("running in thread 1: deep"),
+          "overflow: deep is the running coroutine, in deep()", whole)
+    check(frames(parts.get("coro bt 6 3", ""))[0] == ["deep"] * 3,
+          "overflow: coro bt shows the recursion", whole)
 
     # a stripped copy of the library: no .symtab, no debug info
     libdir = os.path.join(tmp, "lib")

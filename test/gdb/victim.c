@@ -11,7 +11,9 @@
  *   worker  running on a second thread, blocked in read() <- worker_block
  *           <- worker_top
  * A sixth coroutine, "gone", is destroyed before the stop: gdb must not
- * list it.
+ * list it.  Given the argument "overflow", the program first resumes
+ * "deep", which recurses until it faults in its stack's guard: gdb stops
+ * there on SIGSEGV instead.
  *
  * Built a second time, linked with the static library, with
  * VICTIM_MPROTECT_GUARDS: madvise fails, so the stacks get mprotect guards
@@ -29,6 +31,7 @@
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define NOINLINE __attribute__((noinline))
@@ -127,6 +130,23 @@ NOINLINE static void worker_block(void)
     }
 }
 
+static volatile int deep_end = -1;   /* never reached */
+
+NOINLINE static int deep(int n)
+{
+    volatile char pad[1024];
+
+    if (n == deep_end)
+        return 0;
+    pad[0] = (char)n;
+    return deep(n + 1) + pad[0];
+}
+
+static void *deep_top(void *arg)
+{
+    return (void *)(long)deep((int)(long)arg);
+}
+
 static void *worker_top(void *arg)
 {
     worker_block();
@@ -139,7 +159,7 @@ static void *worker_thread(void *arg)
     return arg;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     pthread_t thread;
 
@@ -160,6 +180,8 @@ int main(void)
     while (sem_wait(&worker_started) != 0) {
         /* interrupted: wait again */
     }
+    if (argc > 1 && strcmp(argv[1], "overflow") == 0)
+        must(coro_resume(spawn("deep", deep_top, NULL), NULL, NULL), "resume deep");
     must(coro_resume(spawn("outer", outer_top, NULL), NULL, NULL), "resume outer");
     return 0;
 }

@@ -20,16 +20,28 @@ Sessions:
   autoload  the script found by gdb next to the library (safe-path /)
   stripped  the victim run on a copy of the library stripped of .symtab
             and debug info: only the dynamic symbol coro_debug_root is left
+  overflow  the victim overflows a coroutine's stack
+
+   or: run.py --remote QEMU SYSROOT GDB SCRIPT VICTIM LIBDIR
+  remote    a cross-built victim (aarch64) under qemu-user, debugged live
+            through qemu's gdb stub with gdb-multiarch
 """
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 
-GDB, SCRIPT, VICTIM, VICTIM_STATIC, LIBCORO, SANITIZE = sys.argv[1:7]
-CORES = SANITIZE == "none"
+REMOTE = sys.argv[1:2] == ["--remote"]
+if REMOTE:
+    # run.py --remote QEMU SYSROOT GDB SCRIPT VICTIM LIBDIR: a cross-built
+    # victim under qemu-user, debugged through qemu's gdb stub (live only).
+    QEMU, SYSROOT, GDB, SCRIPT, VICTIM, LIBDIR = sys.argv[2:8]
+else:
+    GDB, SCRIPT, VICTIM, VICTIM_STATIC, LIBCORO, SANITIZE = sys.argv[1:7]
+    CORES = SANITIZE == "none"
 
 failures = []
 
@@ -178,8 +190,37 @@ COMMANDS = ["info coroutines"] + ["coro bt %d" % i for i in (1, 2, 3, 4, 6, 7, 1
     "coro bt 1 full", "coro bt 1 1", "coro apply all bt", "coro apply 1 2 p $pc",
     "coro bt 999", "bt"]
 
-tmp = tempfile.mkdtemp(prefix="coro-gdb-")
-try:
+
+
+def remote():
+    """The live session, on a cross-built victim under qemu-user."""
+    with socket.socket() as sock:   # a free port for qemu's gdb stub
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    qemu = subprocess.Popen([QEMU, "-L", SYSROOT, "-g", str(port), VICTIM],
+                            stdout=subprocess.DEVNULL)
+    try:
+        # gdb retries the connection until qemu listens (tcp auto-retry).
+        parts, whole = gdb([], ["set sysroot " + SYSROOT,
+                                "set solib-search-path " + LIBDIR,
+                                "file " + VICTIM, "target remote :%d" % port,
+                                "source " + SCRIPT, "break victim_ready",
+                                "continue"] + COMMANDS + ["kill"], source=0)
+        check_session("remote", parts, whole)
+    finally:
+        qemu.kill()
+        qemu.wait()
+
+
+def native():
+    tmp = tempfile.mkdtemp(prefix="coro-gdb-")
+    try:
+        native_sessions(tmp)
+    finally:
+        shutil.rmtree(tmp)
+
+
+def native_sessions(tmp):
     # live, then the core "coro gcore" made of it
     core = os.path.join(tmp, "core.shared")
     parts, whole = gdb([VICTIM], ["break victim_ready", "run"] + COMMANDS +
@@ -239,8 +280,12 @@ try:
     check("No symbol" in parts.get("p coro__npools", ""),
           "stripped: the copy has no internal symbols", parts.get("p coro__npools", ""))
     check_session("stripped", parts, whole, ids, stripped=True)
-finally:
-    shutil.rmtree(tmp)
+
+
+if REMOTE:
+    remote()
+else:
+    native()
 
 if failures:
     print("%d checks failed" % len(failures))

@@ -341,11 +341,15 @@ class _Selected(object):
         u.level = None
         u.thread = gdb.selected_thread().ptid
         u.frame_sp = self.co.lo - self.co.root.guard_size
-        gdb.invalidate_cached_frames()
-        frame = gdb.newest_frame()
-        while frame is not None and (u.level is None or frame.level() <= u.level):
-            frame = frame.older()
-        return frame.level() if frame is not None else None
+        try:
+            gdb.invalidate_cached_frames()
+            frame = gdb.newest_frame()
+            while frame is not None and (u.level is None or frame.level() <= u.level):
+                frame = frame.older()
+            return frame.level() if frame is not None else None
+        except BaseException:
+            self.__exit__()
+            raise
 
     def __exit__(self, *exc):
         self.unwinder.regs = None
@@ -528,8 +532,12 @@ the selected thread."""
         gdb.write("  %-6s %-*s %-10s %s\n" % ("Id", width, "Name", "State", "Where"))
         for co in cos:
             mark = "*" if co is current else " "
+            try:
+                where = _where(co)
+            except gdb.error as e:   # a corrupt context, unreadable memory
+                where = "? (%s)" % e
             gdb.write("%s %-6d %-*s %-10s %s\n" % (
-                mark, co.id, width, co.name, co.state_name(), _where(co)))
+                mark, co.id, width, co.name, co.state_name(), where))
 
 
 class _CoroPrefix(gdb.Command):
@@ -592,28 +600,35 @@ their state is shown."""
         is_bt = name in ("bt", "backtrace", "where")
         for co in cos:
             gdb.write("\n%s\n" % _header(co))
-            if is_bt or co.state in (READY, FINISHED):
-                gdb.write(_backtrace(co, bt_args if is_bt else ""))
-            elif co.state == RUNNING:
-                thread = co.thread()
-                if thread is None:
-                    gdb.write("running, but no thread has its stack\n")
-                    continue
-                selected = gdb.selected_thread()
-                frame = gdb.selected_frame()
-                thread.switch()
-                try:
-                    gdb.execute(command, from_tty)
-                finally:
-                    selected.switch()
-                    frame.select()
-            else:
-                with _Selected(co) as level:
-                    if level is None:
-                        gdb.write("its saved registers lead nowhere\n")
-                        continue
-                    _first_user_frame(level).select()
-                    gdb.execute(command, from_tty)
+            try:
+                self.apply(co, command, is_bt, bt_args, from_tty)
+            except gdb.error as e:   # go on with the next coroutine
+                gdb.write("%s\n" % e)
+
+    @staticmethod
+    def apply(co, command, is_bt, bt_args, from_tty):
+        if is_bt or co.state in (READY, FINISHED):
+            gdb.write(_backtrace(co, bt_args if is_bt else ""))
+        elif co.state == RUNNING:
+            thread = co.thread()
+            if thread is None:
+                gdb.write("running, but no thread has its stack\n")
+                return
+            selected = gdb.selected_thread()
+            frame = gdb.selected_frame()
+            thread.switch()
+            try:
+                gdb.execute(command, from_tty)
+            finally:
+                selected.switch()
+                frame.select()
+        else:
+            with _Selected(co) as level:
+                if level is None:
+                    gdb.write("its saved registers lead nowhere\n")
+                    return
+                _first_user_frame(level).select()
+                gdb.execute(command, from_tty)
 
 
 def _core_segments(path):

@@ -1,27 +1,35 @@
-/* spawn: 1,000,000 coroutines spawned, run and joined, against the core's
- * create + resume + destroy of as many (the baseline, no scheduler).
+/* spawn: coroutines spawned on the scheduler, run and joined, against the
+ * core's create + resume + destroy of as many (the baseline: no scheduler).
  *
- *   bench/spawn [count]            (default 1000000)
+ *   bench_spawn [count [runs]]      (default 1,000,000 coroutines, 3 runs)
  *
- * Rows: the baseline; spawn and join in batches of 100 and of 1000 (stacks
- * come back through the stack cache: 100 fit in its hot part, 1000 do not);
- * spawn every one, then join every one (all alive at once: the cost of
- * first touching a million stacks); detached spawns run by coro_run.  Times are whole seconds for the
- * count and nanoseconds per coroutine. */
+ * Rows, each timed over count coroutines, runs interleaved:
+ *   baseline            coro_create + coro_resume (returns at once) + coro_destroy
+ *   batches of 100      a coroutine spawns 100, joins them, and again: stacks
+ *                       come back through the stack cache's hot part
+ *   batches of 1000     the same with 1000: more than the hot part of the
+ *                       cache keeps, so stacks go back to the kernel and
+ *                       are touched anew (page faults)
+ *   all, then join      spawn count, then join count: all alive at once,
+ *                       the cost of first touching that many stacks
+ *   detached            count detached spawns from the main flow, coro_run
+ * The table gives the median total seconds for count coroutines and the
+ * median, min and max nanoseconds per coroutine (thread CPU time, see
+ * bench.h). */
+#include "bench.h"
+
 #include <coro.h>
 
-#include <stdio.h>
-#include <stdlib.h>
+enum { BASELINE, BATCH100, BATCH1000, ALL, DETACHED, NROWS };
 
 static long count = 1000000;
+static long batch;
 static coro_t **handles;
 
 static void *body(void *arg)
 {
     return arg;
 }
-
-static long batch;
 
 static void *batched(void *arg)
 {
@@ -54,63 +62,76 @@ static void *all_at_once(void *arg)
     return NULL;
 }
 
-static void report(const char *what, int64_t t0)
-{
-    double s = (double)(coro_now() - t0) / 1e9;
-
-    printf("%-40s %8.3f s %8.1f ns/coroutine\n", what, s, s * 1e9 / (double)count);
-    fflush(stdout);
-}
-
 static void run_root(coro_fn fn)
 {
     if (coro_spawn(NULL, fn, NULL, NULL) || coro_run())
         abort();
 }
 
+static void once(int row)
+{
+    switch (row) {
+    case BASELINE:
+        for (long i = 0; i < count; i++) {
+            coro_t *co;
+            void *r;
+            if (coro_create(&co, body, (void *)i, NULL) || coro_resume(co, NULL, &r) ||
+                r != (void *)i || coro_destroy(co))
+                abort();
+        }
+        break;
+    case BATCH100:
+    case BATCH1000:
+        batch = row == BATCH100 ? 100 : 1000;
+        run_root(batched);
+        break;
+    case ALL:
+        run_root(all_at_once);
+        break;
+    case DETACHED:
+        for (long i = 0; i < count; i++)
+            if (coro_spawn(NULL, body, NULL, NULL))
+                abort();
+        if (coro_run())
+            abort();
+        break;
+    }
+}
+
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        count = atol(argv[1]);
-    if (count < 1)
-        return 2;
+    static struct bench_row rows[NROWS] = {
+        {.name = "baseline: create+resume+destroy"},
+        {.name = "spawn+join, batches of 100"},
+        {.name = "spawn+join, batches of 1000"},
+        {.name = "spawn all, then join all"},
+        {.name = "spawn detached, coro_run"},
+    };
+    int runs = 3;
+
+    bench_args(argc, argv, &count, &runs);
     handles = malloc((size_t)count * sizeof *handles);
     if (!handles)
         return 1;
-    printf("%ld coroutines, default stack size\n", count);
-
-    int64_t t0 = coro_now();
-    for (long i = 0; i < count; i++) {
-        coro_t *co;
-        void *r;
-        if (coro_create(&co, body, (void *)i, NULL) || coro_resume(co, NULL, &r) ||
-            r != (void *)i || coro_destroy(co))
-            abort();
+    printf("spawn + run + join of %ld coroutines (default stack size), "
+           "%d runs, thread CPU time\n\n", count, runs);
+    for (int r = 0; r < runs; r++)
+        for (int row = 0; row < NROWS; row++) {
+            double t0 = bench_now_ns();
+            once(row);
+            rows[row].ns[r] = (bench_now_ns() - t0) / (double)count;
+        }
+    printf("| %-32s | %9s | %9s | %9s | %9s |\n", "implementation", "total s",
+           "median ns", "min ns", "max ns");
+    printf("|----------------------------------|-----------|-----------|-----------|-----------|\n");
+    for (int row = 0; row < NROWS; row++) {
+        struct bench_row *b = &rows[row];
+        bench_summarise(b, runs);
+        printf("| %-32s | %9.3f | %9.1f | %9.1f | %9.1f |\n", b->name,
+               b->median * (double)count / 1e9, b->median, b->min, b->max);
     }
-    report("baseline: create+resume+destroy", t0);
-
-    batch = 100;
-    t0 = coro_now();
-    run_root(batched);
-    report("spawn+run+join, batches of 100", t0);
-
-    batch = 1000;
-    t0 = coro_now();
-    run_root(batched);
-    report("spawn+run+join, batches of 1000", t0);
-
-    t0 = coro_now();
-    run_root(all_at_once);
-    report("spawn all, then join all", t0);
-
-    t0 = coro_now();
-    for (long i = 0; i < count; i++)
-        if (coro_spawn(NULL, body, NULL, NULL))
-            abort();
-    if (coro_run())
-        abort();
-    report("spawn detached from main, coro_run", t0);
-
+    printf("\nbatches of 100 / baseline: %5.2f\n",
+           rows[BATCH100].median / rows[BASELINE].median);
     free(handles);
     return 0;
 }

@@ -48,6 +48,8 @@ struct coro__sched {
     size_t round;               /* dispatches left before timers are checked */
     struct task *running;       /* the task the run loop resumed, or NULL */
     struct task *all;           /* every task not yet freed, newest first */
+    struct task *spare;         /* freed tasks kept for reuse (next links) */
+    size_t nspare;
     size_t live;                /* tasks not finished */
     struct coro__timers timers;
     int drain;                  /* after a deadlock: 1 = parks other than
@@ -55,46 +57,10 @@ struct coro__sched {
     int deadlocked;             /* a deadlock was reported in this run */
 };
 
+#define SPARE_MAX 256 /* freed tasks a scheduler keeps for reuse */
+
 #define task_of_timer(tm) \
     ((struct task *)((char *)(tm) - offsetof(struct task, timer)))
-
-static pthread_key_t sched_key;
-static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
-
-static void free_task(struct coro__sched *s, struct task *k);
-
-/* A thread that exits with coroutines spawned after its last coro_run:
- * they never ran; say so and free them. */
-static void thread_exit(void *p)
-{
-    struct coro__sched *s = p;
-    size_t n = 0;
-
-    while (s->all) {
-        free_task(s, s->all);
-        n++;
-    }
-    fprintf(stderr, "coro: a thread exits with %zu spawned coroutine%s that "
-            "never ran (no coro_run after coro_spawn); freed\n", n, n == 1 ? "" : "s");
-    coro__timers_free(&s->timers);
-    free(s);
-}
-
-static void sched_key_init(void)
-{
-    pthread_key_create(&sched_key, thread_exit);
-}
-
-static struct coro__sched *sched_get(struct coro__thread *t)
-{
-    if (!t->sched) {
-        pthread_once(&sched_once, sched_key_init);
-        t->sched = calloc(1, sizeof(struct coro__sched));
-        if (t->sched)
-            pthread_setspecific(sched_key, t->sched);
-    }
-    return t->sched;
-}
 
 static void push_ready(struct coro__sched *s, struct task *k)
 {
@@ -128,7 +94,60 @@ static void free_task(struct coro__sched *s, struct task *k)
         k->next_all->prev_all = k->prev_all;
     k->co->sched = NULL;
     coro_destroy(k->co);
-    free(k);
+    if (s->nspare < SPARE_MAX) {
+        k->next = s->spare;
+        s->spare = k;
+        s->nspare++;
+    } else {
+        free(k);
+    }
+}
+
+/* Frees the scheduler once no task is left. */
+static void sched_free(struct coro__sched *s)
+{
+    while (s->spare) {
+        struct task *k = s->spare;
+        s->spare = k->next;
+        free(k);
+    }
+    coro__timers_free(&s->timers);
+    free(s);
+}
+
+static pthread_key_t sched_key;
+static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
+
+/* A thread that exits with coroutines spawned after its last coro_run:
+ * they never ran; say so and free them. */
+static void thread_exit(void *p)
+{
+    struct coro__sched *s = p;
+    size_t n = 0;
+
+    while (s->all) {
+        free_task(s, s->all);
+        n++;
+    }
+    fprintf(stderr, "coro: a thread exits with %zu spawned coroutine%s that "
+            "never ran (no coro_run after coro_spawn); freed\n", n, n == 1 ? "" : "s");
+    sched_free(s);
+}
+
+static void sched_key_init(void)
+{
+    pthread_key_create(&sched_key, thread_exit);
+}
+
+static struct coro__sched *sched_get(struct coro__thread *t)
+{
+    if (!t->sched) {
+        pthread_once(&sched_once, sched_key_init);
+        t->sched = calloc(1, sizeof(struct coro__sched));
+        if (t->sched)
+            pthread_setspecific(sched_key, t->sched);
+    }
+    return t->sched;
 }
 
 /* The task of the running coroutine if this thread's scheduler runs it. */
@@ -198,17 +217,22 @@ int coro_spawn(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
         return ENOMEM;
     /* Each live task may hold one deadline: room for it now, so that
      * parking never fails. */
-    if (coro__timers_reserve(&s->timers, s->live + 1))
+    if (s->live >= s->timers.cap && coro__timers_reserve(&s->timers, s->live + 1))
         return ENOMEM;
-    struct task *k = calloc(1, sizeof *k);
-    if (!k)
+    struct task *k = s->spare;
+    if (k) {
+        s->spare = k->next;
+        s->nspare--;
+    } else if (!(k = malloc(sizeof *k))) {
         return ENOMEM;
+    }
     coro_t *co;
     int err = coro_create(&co, fn, arg, attr);
     if (err) {
         free(k);
         return err;
     }
+    *k = (struct task){0};
     k->co = co;
     k->s = s;
     k->detached = !out;
@@ -351,8 +375,7 @@ int coro_run(void)
                 "never joined; freed by coro_run\n", coro_id(k->co), coro_name(k->co));
         free_task(s, k);
     }
-    coro__timers_free(&s->timers);
-    free(s);
+    sched_free(s);
     t->sched = NULL;
     pthread_setspecific(sched_key, NULL);
     return err;

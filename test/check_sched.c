@@ -3,6 +3,7 @@
  * (links the static library to reach lib/sched.h). */
 #define _GNU_SOURCE
 #include "lib/sched.h"
+#include "lib/timer.h"
 
 #include <check.h>
 #include <coro.h>
@@ -952,6 +953,76 @@ START_TEST(thread_exit_frees_unrun_coroutines)
 }
 END_TEST
 
+/* --------------------------------------------------------- timer heap */
+
+/* Random adds and removals against a plain array: the heap must give the
+ * same earliest timer (deadline, then order of adding) at every step. */
+#define HEAP_N 1024
+
+struct ref_timer {
+    struct coro__timer tm;
+    int64_t deadline;
+    uint64_t seq;
+    int in;
+};
+
+static struct ref_timer *ref_earliest(struct ref_timer *r, int n)
+{
+    struct ref_timer *best = NULL;
+
+    for (int i = 0; i < n; i++)
+        if (r[i].in && (!best || r[i].deadline < best->deadline ||
+                        (r[i].deadline == best->deadline && r[i].seq < best->seq)))
+            best = &r[i];
+    return best;
+}
+
+START_TEST(heap_matches_reference)
+{
+    static struct ref_timer r[HEAP_N];
+    struct coro__timers h = {0};
+    uint64_t seq = 0;
+    unsigned seed = 12345;
+    int bad = 0;
+
+    ck_assert_int_eq(coro__timers_reserve(&h, HEAP_N), 0);
+    ck_assert_int_eq(coro__timers_first(&h), -1);
+    for (int step = 0; step < 100000 && !bad; step++) {
+        int i = (int)(rand_r(&seed) % HEAP_N);
+        int op = (int)(rand_r(&seed) % 8);
+        if (!r[i].in) {
+            /* few distinct deadlines, so that ties are common */
+            r[i].deadline = rand_r(&seed) % 64;
+            r[i].seq = seq++;
+            r[i].in = 1;
+            coro__timers_add(&h, &r[i].tm, r[i].deadline);
+        } else if (op < 5) {
+            coro__timers_remove(&h, &r[i].tm);
+            coro__timers_remove(&h, &r[i].tm); /* twice: nothing */
+            r[i].in = 0;
+        } else {
+            struct ref_timer *e = ref_earliest(r, HEAP_N);
+            struct coro__timer *got = coro__timers_pop_due(&h, e->deadline);
+            bad |= got != &e->tm;
+            e->in = 0;
+            /* nothing is due before the earliest deadline */
+            if (h.n)
+                bad |= coro__timers_pop_due(&h, coro__timers_first(&h) - 1) != NULL;
+        }
+        struct ref_timer *e = ref_earliest(r, HEAP_N);
+        bad |= e ? coro__timers_first(&h) != e->deadline : coro__timers_first(&h) != -1;
+    }
+    /* Drain: everything left comes out in order. */
+    for (struct ref_timer *e; !bad && (e = ref_earliest(r, HEAP_N));) {
+        bad |= coro__timers_pop_due(&h, INT64_MAX) != &e->tm;
+        e->in = 0;
+    }
+    ck_assert_int_eq(bad, 0);
+    ck_assert_uint_eq(h.n, 0);
+    coro__timers_free(&h);
+}
+END_TEST
+
 /* ------------------------------------------------------------- suite */
 
 static void reset(void)
@@ -1009,6 +1080,10 @@ static Suite *sched_suite(void)
     tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, deadlock_is_reported);
     tcase_add_test(tc, deadlock_single);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("heap");
+    tcase_add_test(tc, heap_matches_reference);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");

@@ -168,10 +168,10 @@ CORO_API int coro_spawn(coro_t **co, coro_fn fn, void *arg, const coro_attr_t *a
  * Call it from the thread's own flow, outside any coroutine.
  * If at some point every remaining coroutine is blocked with no deadline
  * pending and nothing left that could wake it (a deadlock), it prints on
- * stderr a report naming each one (id, name, whom it joins), then cancels
- * their waits: each blocked call returns ECANCELED, and from then on
- * every blocking call except coro_join fails at once with ECANCELED, so
- * that the coroutines can only unwind and finish.  When they all have,
+ * stderr a report naming each one (id, name, the call it waits in, whom it
+ * joins), then cancels their waits: each blocked call returns ECANCELED,
+ * and from then on every blocking call except coro_join fails at once
+ * with ECANCELED, so that the coroutines can only unwind and finish.  When they all have,
  * coro_run returns EDEADLK.
  * When it returns, nothing spawned is left: handles that were never joined
  * are reported on stderr and freed (they are invalid from then on).

@@ -31,6 +31,7 @@ struct task {
     struct task *joiner;              /* the task parked in coro_join on it */
     struct task *joining;             /* the task it is parked joining */
     void *result;                     /* fn's return value, once finished */
+    const char *what;                 /* what its park waits for, or NULL */
     struct coro__timer timer;         /* its deadline while parked with one */
     int park_result;                  /* what its pending coro__park returns */
     unsigned char parked;             /* in coro__park: on no ready queue */
@@ -164,7 +165,7 @@ int coro__sched_check(void)
     return self_task() ? 0 : EPERM;
 }
 
-static int park(struct task *k, int64_t deadline, int join)
+static int park(struct task *k, int64_t deadline, int join, const char *what)
 {
     struct coro__sched *s = k->s;
 
@@ -180,15 +181,21 @@ static int park(struct task *k, int64_t deadline, int join)
         coro__timers_add(&s->timers, &k->timer, deadline); /* room reserved at spawn */
     k->parked = 1;
     k->join_park = (unsigned char)join;
+    k->what = what;
     coro_yield(NULL, NULL);
     return k->park_result;
 }
 
-int coro__park(int64_t deadline)
+int coro__park_for(int64_t deadline, const char *what)
 {
     struct task *k = self_task();
 
-    return k ? park(k, deadline, 0) : EPERM;
+    return k ? park(k, deadline, 0, what) : EPERM;
+}
+
+int coro__park(int64_t deadline)
+{
+    return coro__park_for(deadline, NULL);
 }
 
 static void unpark(struct task *k, int result)
@@ -296,8 +303,10 @@ static void deadlock(struct coro__sched *s)
             if (!k->parked)
                 continue;
             fprintf(stderr, "coro:   #%" PRIu64 " \"%s\"", coro_id(k->co), coro_name(k->co));
+            if (k->what)
+                fprintf(stderr, " in %s", k->what);
             if (k->joining)
-                fprintf(stderr, " joining #%" PRIu64, coro_id(k->joining->co));
+                fprintf(stderr, " of #%" PRIu64, coro_id(k->joining->co));
             fputc('\n', stderr);
         }
         fputs("coro: their waits return ECANCELED; coro_run returns EDEADLK\n", stderr);
@@ -400,7 +409,7 @@ int coro_join_until(coro_t *co, void **result, int64_t deadline)
     if (!k->finished) {
         k->joiner = self;
         self->joining = k;
-        int err = park(self, deadline, 1);
+        int err = park(self, deadline, 1, "coro_join");
         if (err) {
             k->joiner = NULL;
             self->joining = NULL;

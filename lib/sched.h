@@ -26,6 +26,11 @@ int coro__sched_check(void);
  * ECANCELED (an unpark with a result means the waker took it off). */
 int coro__park(int64_t deadline);
 
+/* coro__park, naming the wait for coro_run's deadlock report: what is a
+ * string that outlives the wait, such as the public function's name
+ * ("coro_chan_recv"); NULL says nothing. */
+int coro__park_for(int64_t deadline, const char *what);
+
 /* Makes parked co ready again; its coro__park returns result.  Cancels its
  * deadline.  co must be parked, on this thread. */
 void coro__unpark(coro_t *co, int result);

@@ -123,7 +123,7 @@ int coro_sleep_until(int64_t deadline)
         return err;
     if (deadline < -1)
         return EINVAL;
-    err = coro__park(deadline);
+    err = coro__park_for(deadline, "coro_sleep_until");
     return err == ETIMEDOUT ? 0 : err;
 }
 

@@ -806,7 +806,7 @@ START_TEST(deadlock_is_reported)
     snprintf(want, sizeof want, "#%llu \"alpha\"", (unsigned long long)coro_id(a));
     ck_assert_ptr_nonnull(strstr(err, want));
     ck_assert_ptr_nonnull(strstr(err, "\"beta\""));
-    snprintf(want, sizeof want, "joining #%llu", (unsigned long long)coro_id(a));
+    snprintf(want, sizeof want, "in coro_join of #%llu", (unsigned long long)coro_id(a));
     ck_assert_ptr_nonnull(strstr(err, want));
     ck_assert_int_eq(stuck_results[0], ECANCELED);
     ck_assert_int_eq(stuck_results[1], ECANCELED);
@@ -822,7 +822,7 @@ END_TEST
 static void *lone_parker(void *arg)
 {
     (void)arg;
-    ck_assert_int_eq(coro__park(-1), ECANCELED);
+    ck_assert_int_eq(coro__park_for(-1, "the_lonely_wait"), ECANCELED);
     return NULL;
 }
 
@@ -832,7 +832,7 @@ START_TEST(deadlock_single)
     char err[1024];
     ck_assert_int_eq(run_capturing(err, sizeof err), EDEADLK);
     ck_assert_ptr_nonnull(strstr(err, "deadlock: 1 coroutine parked"));
-    ck_assert_ptr_nonnull(strstr(err, "\"lonely\""));
+    ck_assert_ptr_nonnull(strstr(err, "\"lonely\" in the_lonely_wait\n"));
     /* Its handle was never joined: reported and freed too. */
     ck_assert_ptr_nonnull(strstr(err, "never joined"));
 }

@@ -322,7 +322,7 @@ START_TEST(sleeping_forever_is_a_deadlock)
     ck_assert_int_eq(run_capturing(err, sizeof err), EDEADLK);
     ck_assert_str_eq(trail, "d");
     ck_assert_ptr_nonnull(strstr(err, "deadlock: 1 coroutine"));
-    ck_assert_ptr_nonnull(strstr(err, "\"sleepy\""));
+    ck_assert_ptr_nonnull(strstr(err, "\"sleepy\" in coro_sleep_until\n"));
 }
 END_TEST
 

@@ -130,8 +130,9 @@ static void thread_exit(void *p)
         free_task(s, s->all);
         n++;
     }
-    fprintf(stderr, "coro: a thread exits with %zu spawned coroutine%s that "
-            "never ran (no coro_run after coro_spawn); freed\n", n, n == 1 ? "" : "s");
+    if (n)
+        fprintf(stderr, "coro: a thread exits with %zu spawned coroutine%s that "
+                "never ran (no coro_run after coro_spawn); freed\n", n, n == 1 ? "" : "s");
     sched_free(s);
 }
 
@@ -340,6 +341,15 @@ static void dispatch(struct coro__sched *s, struct task *k)
         push_ready(s, k); /* it yielded */
 }
 
+/* Live tasks, none ready, none parked (every park fails by now): some
+ * spawned coroutine was resumed outside the scheduler. */
+static void lost(struct coro__sched *s)
+{
+    fprintf(stderr, "coro: %zu spawned coroutine%s neither ready nor parked "
+            "(resumed outside the scheduler?)\n", s->live, s->live == 1 ? "" : "s");
+    abort();
+}
+
 /* Runs until no task is live; 0 or EDEADLK. */
 static int loop(struct coro__sched *s)
 {
@@ -355,7 +365,7 @@ static int loop(struct coro__sched *s)
                 else if (s->drain < 2)
                     deadlock(s);
                 else
-                    abort(); /* every park fails: nothing can be parked */
+                    lost(s);
                 continue;
             }
             s->round = s->nready;

@@ -9,6 +9,7 @@
 #include <coro.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1023,6 +1024,88 @@ START_TEST(heap_matches_reference)
 }
 END_TEST
 
+/* ------------------------------------------------------------- mixed */
+
+/* Many coroutines doing random yields, sleeps, spawns, joins and cancels
+ * of each other: every one finishes, every handle is joined, nothing is
+ * reported, and ASan sees nothing leak. */
+#define MIX_SLOTS 256
+
+static coro_t *mix_slot[MIX_SLOTS]; /* coroutines that may be cancelled */
+static long mix_started, mix_finished, mix_cancels_seen, mix_bad;
+
+static void *mixer(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    int depth = (int)((uintptr_t)arg >> 24);
+    int slot = (int)(rand_r(&seed) % MIX_SLOTS);
+
+    mix_started++;
+    if (!mix_slot[slot])
+        mix_slot[slot] = coro_self();
+    for (int step = 0; step < 20; step++) {
+        int r = 0;
+        switch (rand_r(&seed) % 6) {
+        case 0:
+            coro_yield(NULL, NULL);
+            break;
+        case 1:
+            r = coro_sleep((int64_t)(rand_r(&seed) % 50) * 1000);
+            break;
+        case 2:
+        case 3:
+            if (depth < 2) {
+                coro_t *c;
+                uintptr_t a = ((uintptr_t)(depth + 1) << 24) | (rand_r(&seed) & 0xffffff);
+                if (rand_r(&seed) % 2) {
+                    mix_bad |= coro_spawn(NULL, mixer, (void *)a, NULL) != 0;
+                } else {
+                    void *res = NULL;
+                    mix_bad |= coro_spawn(&c, mixer, (void *)a, NULL) != 0;
+                    while ((r = coro_join(c, &res)) == ECANCELED)
+                        mix_cancels_seen++;
+                    mix_bad |= r != 0 || res != (void *)a;
+                    r = 0;
+                }
+            }
+            break;
+        case 4: {
+            coro_t *victim = mix_slot[rand_r(&seed) % MIX_SLOTS];
+            if (victim) {
+                int c = coro_cancel(victim);
+                mix_bad |= c != 0 && c != ESRCH;
+            }
+            break;
+        }
+        case 5:
+            r = coro_sleep_until(coro_now() - 1);
+            break;
+        }
+        if (r == ECANCELED)
+            mix_cancels_seen++;
+        else
+            mix_bad |= r != 0;
+    }
+    if (mix_slot[slot] == coro_self())
+        mix_slot[slot] = NULL; /* before returning: then it is freed */
+    mix_finished++;
+    return arg;
+}
+
+START_TEST(mixed_random_load)
+{
+    for (uintptr_t i = 0; i < 300; i++)
+        ck_assert_int_eq(coro_spawn(NULL, mixer, (void *)(i * 2654435761u & 0xffffff), NULL), 0);
+    char err[512];
+    ck_assert_int_eq(run_capturing(err, sizeof err), 0);
+    ck_assert_str_eq(err, "");
+    ck_assert_int_eq(mix_bad, 0);
+    ck_assert_int_gt(mix_started, 3000);
+    ck_assert_int_eq(mix_finished, mix_started);
+    ck_assert_int_gt(mix_cancels_seen, 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------- suite */
 
 static void reset(void)
@@ -1080,6 +1163,10 @@ static Suite *sched_suite(void)
     tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, deadlock_is_reported);
     tcase_add_test(tc, deadlock_single);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("mixed");
+    tcase_add_test(tc, mixed_random_load);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("heap");

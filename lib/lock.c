@@ -108,6 +108,9 @@ static int mutex_relock(coro_mutex_t *m)
     while (!wait.fired) {
         if (coro__park(-1) == ECANCELED)
             cancels++;
+        /* wait.fired is set by the waker while this coroutine is parked,
+         * which cppcheck cannot see. */
+        // cppcheck-suppress knownConditionTrueFalse
         if (cancels == 2 && !wait.fired) {
             coro__waitq_unlink(&w);
             break;

@@ -6,6 +6,8 @@
 #   coro bt ID [BT-ARGS]        backtrace of one coroutine
 #   coro apply all|ID... CMD    runs CMD on coroutines (as thread apply does);
 #                               "coro apply all bt" backtraces every one
+#   coro select [ID]            selects a coroutine's frames until the
+#                               program resumes (frame, up, info locals)
 #   coro gcore [FILE]           gcore, with the coroutine stacks included
 #
 # gdb auto-loads this file from <datadir>/gdb/auto-load/<libdir>/ when it
@@ -272,6 +274,7 @@ class _CoroUnwinder(gdb.unwinder.Unwinder):
         self.thread = None
         self.frame_sp = 0
         self.values = None   # regs as gdb values, made on first use
+        self.selected = False   # chosen with "coro select": lasts until resumed
         self.id_sp = None
         self.types = {}      # architecture's pc name -> {register: type}
 
@@ -315,44 +318,62 @@ class _FrameId(object):
 _UNWINDER = _CoroUnwinder()
 
 
-def _unwinder():
-    return _UNWINDER
+_STATE = ("arch", "regs", "values", "level", "thread", "frame_sp", "id_sp",
+          "selected")
+
+
+def _activate(co, selected=False):
+    """Switches the unwinder on for co; returns the level of co's innermost
+    frame (None if its registers lead nowhere).  selected: the user chose co
+    with "coro select" (bt then hides the thread's own frame)."""
+    u = _UNWINDER
+    u.arch = _arch()
+    u.regs = co.saved_registers(u.arch)
+    u.values = None
+    u.level = None
+    u.thread = gdb.selected_thread().ptid
+    u.frame_sp = co.lo - co.root.guard_size
+    u.selected = selected
+    gdb.invalidate_cached_frames()
+    frame = gdb.newest_frame()
+    while frame is not None and (u.level is None or frame.level() <= u.level):
+        frame = frame.older()
+    return frame.level() if frame is not None else None
+
+
+def _deactivate():
+    if _UNWINDER.regs is not None:
+        _UNWINDER.regs = None
+        _UNWINDER.selected = False
+        gdb.invalidate_cached_frames()
 
 
 class _Selected(object):
     """Context manager: while active, the selected thread's innermost real
     frame is followed by the suspended coroutine co's frames; yields the
-    level of co's innermost frame (None if it cannot be unwound)."""
+    level of co's innermost frame (None if it cannot be unwound).  Puts
+    back whatever was selected before (a coroutine chosen with "coro
+    select", or none)."""
 
     def __init__(self, co):
         self.co = co
 
     def __enter__(self):
-        arch = _arch()
         try:
             self.frame = gdb.selected_frame()
         except gdb.error:
             raise gdb.GdbError("libcoro: no thread to show coroutines from "
                                "(the program is not running)")
-        u = self.unwinder = _unwinder()
-        u.arch = arch
-        u.regs = self.co.saved_registers(arch)
-        u.values = None
-        u.level = None
-        u.thread = gdb.selected_thread().ptid
-        u.frame_sp = self.co.lo - self.co.root.guard_size
+        self.saved = [getattr(_UNWINDER, k) for k in _STATE]
         try:
-            gdb.invalidate_cached_frames()
-            frame = gdb.newest_frame()
-            while frame is not None and (u.level is None or frame.level() <= u.level):
-                frame = frame.older()
-            return frame.level() if frame is not None else None
+            return _activate(self.co)
         except BaseException:
             self.__exit__()
             raise
 
     def __exit__(self, *exc):
-        self.unwinder.regs = None
+        for k, v in zip(_STATE, self.saved):
+            setattr(_UNWINDER, k, v)
         gdb.invalidate_cached_frames()
         try:
             self.frame.select()
@@ -702,6 +723,87 @@ mapping that holds the stacks, so its cores lack every coroutine stack."""
         gdb.write("Wrote %d coroutine stacks into %s\n" % (copied, path))
 
 
+class _CoroSelect(gdb.Command):
+    """Select a suspended coroutine's frames, as "thread" selects a thread's.
+Usage: coro select ID
+       coro select
+With ID, the frames of suspended (or normal) coroutine ID follow the
+selected thread's innermost frame, and its innermost frame outside libcoro
+is selected: bt, frame, up, down, info locals, print work in it.  bt does
+not show the thread's frame, but frame numbers count it: the coroutine's
+frames are numbered from 1.  The selection ends when the program is
+resumed, or with "coro select" alone: say that before step, next or
+finish, which work on the thread's own frames."""
+
+    def __init__(self):
+        super(_CoroSelect, self).__init__("coro select", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        if not arg.strip():
+            _deactivate()
+            try:
+                gdb.newest_frame().select()
+            except gdb.error:
+                pass
+            return
+        co = _Root().find(arg.strip())
+        if co.state not in (SUSPENDED, NORMAL):
+            raise gdb.GdbError(
+                "libcoro: coroutine %d is %s: only a suspended or normal "
+                "coroutine has saved frames%s" % (
+                    co.id, co.state_name(),
+                    " (a running one is its thread's: see info coroutines)"
+                    if co.state == RUNNING else ""))
+        try:
+            gdb.selected_frame()
+        except gdb.error:
+            raise gdb.GdbError("libcoro: no thread to show coroutines from "
+                               "(the program is not running)")
+        try:
+            level = _activate(co, selected=True)
+        except BaseException:
+            _deactivate()
+            raise
+        if level is None:
+            _deactivate()
+            raise gdb.GdbError("libcoro: the saved registers of coroutine %d "
+                               "lead nowhere" % co.id)
+        _first_user_frame(level).select()
+        gdb.write("[Coroutine %d \"%s\" selected]\n" % (co.id, co.name))
+        gdb.execute("frame", from_tty)
+
+
+class _HideThreadFrame(object):
+    """Frame filter: while a coroutine is chosen with "coro select", bt
+    leaves out the thread's frames that only lead to the coroutine's."""
+
+    def __init__(self):
+        self.name = "libcoro"
+        self.priority = 100
+        self.allowed = True
+
+    # On only while a coroutine is selected: with no filter on, gdb prints
+    # backtraces itself (with a filter, "bt full" loses its "No locals.").
+    @property
+    def enabled(self):
+        return self.allowed and _UNWINDER.selected and _UNWINDER.regs is not None
+
+    @enabled.setter
+    def enabled(self, value):   # enable/disable frame-filter
+        self.allowed = bool(value)
+
+    def filter(self, frames):
+        u = _UNWINDER
+        if u.regs is None or not u.selected or u.level is None:
+            return frames
+        return (f for f in frames if f.inferior_frame().level() > u.level)
+
+
+def _on_resume(event):
+    if _UNWINDER.selected:
+        _deactivate()
+
+
 def _register():
     # Loading this file again replaces the unwinder and the commands.
     gdb.unwinder.register_unwinder(None, _UNWINDER, replace=True)
@@ -710,6 +812,13 @@ def _register():
     _CoroBt()
     _CoroApply()
     _CoroGcore()
+    _CoroSelect()
+    gdb.frame_filters["libcoro"] = _HideThreadFrame()
+    previous = getattr(gdb, "_libcoro_on_resume", None)
+    if previous is not None:
+        gdb.events.cont.disconnect(previous)
+    gdb.events.cont.connect(_on_resume)
+    gdb._libcoro_on_resume = _on_resume
 
 
 _register()

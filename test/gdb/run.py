@@ -186,6 +186,30 @@ def check_session(label, parts, whole, ids=None, stripped=False):
           "%s: no Python exception" % label, whole)
 
 
+SELECT = ["coro select 1", "where", "up", "coro bt 2 full", "backtrace",
+          "coro select", "bt 1", "coro select 7"]
+
+
+def check_select(label, parts, whole):
+    """coro select: a coroutine's frames stay selected until said."""
+    text = parts.get("coro select 1", "")
+    check('[Coroutine 1 "alpha" selected]' in text and "alpha_leaf" in text,
+          "%s: coro select selects alpha_leaf's frame" % label, text)
+    names, numbers = frames(parts.get("where", ""))
+    check(has_run(names, ["alpha_leaf", "alpha_mid", "alpha_top"]) and numbers[:1] == [1]
+          and "victim_ready" not in names,
+          "%s: bt after coro select shows the coroutine's frames" % label, whole)
+    check("alpha_mid" in parts.get("up", ""), "%s: up goes to alpha_mid" % label, whole)
+    check(has_run(frames(parts.get("coro bt 2 full", ""))[0], ["beta_leaf", "beta_top"]),
+          "%s: coro bt of another coroutine while one is selected" % label, whole)
+    check("alpha_leaf" in frames(parts.get("backtrace", ""))[0],
+          "%s: the selection outlives coro bt" % label, whole)
+    check(frames(parts.get("bt 1", ""))[0] == ["victim_ready"],
+          "%s: coro select alone gives the thread its frames back" % label, whole)
+    check("is running" in parts.get("coro select 7", ""),
+          "%s: a running coroutine cannot be selected" % label, whole)
+
+
 COMMANDS = ["info coroutines"] + ["coro bt %d" % i for i in (1, 2, 3, 4, 6, 7, 1025)] + [
     "coro bt 1 full", "coro bt 1 1", "coro apply all bt", "coro apply 1 2 p $pc",
     "coro bt 999", "bt"]
@@ -223,17 +247,19 @@ def native():
 def native_sessions(tmp):
     # live, then the core "coro gcore" made of it
     core = os.path.join(tmp, "core.shared")
-    parts, whole = gdb([VICTIM], ["break victim_ready", "run"] + COMMANDS +
+    parts, whole = gdb([VICTIM], ["break victim_ready", "run"] + COMMANDS + SELECT +
                        (["coro gcore " + core] if CORES else []) + ["kill"])
     check_session("live", parts, whole)
+    check_select("live", parts, whole)
     ids = {n: r[1] for n, r in parse_info(parts.get("info coroutines", "")).items()}
     check(whole.count("  Id ") == 1 and "Error" not in whole.split("@@@")[0],
           "loading the script twice is harmless", whole)
     if CORES:
         check(os.path.exists(core) and "Wrote " in parts.get("coro gcore " + core, ""),
               "coro gcore writes a core", parts.get("coro gcore " + core, ""))
-        parts, whole = gdb([VICTIM, core], COMMANDS + ["source " + SCRIPT])
+        parts, whole = gdb([VICTIM, core], COMMANDS + SELECT + ["source " + SCRIPT])
         check_session("core", parts, whole, ids)
+        check_select("core", parts, whole)
         os.unlink(core)
     else:
         print("built with -Db_sanitize=%s: no core files" % SANITIZE)

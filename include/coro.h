@@ -499,6 +499,44 @@ struct coro_debug_root {
 /* For debuggers only; see struct coro_debug_root.  Never changes. */
 CORO_API extern const struct coro_debug_root coro_debug_root;
 
+/* Stack overflow: every stack has a guard below it.  A coroutine that runs
+ * into it is reported on stderr as
+ *     coro: stack overflow in coroutine #ID "NAME" (stack SIZE bytes)
+ * followed by a backtrace, and the process aborts (SIGABRT).  The SIGSEGV
+ * and SIGBUS handler that does this is installed on the first create or
+ * resume of the process; any other fault goes to the handler installed
+ * before it (or kills the process as usual).  A program that installs its
+ * own handler afterwards replaces it.  Each thread that runs coroutines
+ * gets an alternate signal stack for it, unless it has one already. */
+
+/* Stores in frames up to max return addresses of co's stack, innermost
+ * first: for a suspended coroutine (or a normal one, waiting in the
+ * coro_resume of another), walked from the registers saved at its last
+ * switch, the first being where it will continue; for the coroutine
+ * calling it, its own stack from the caller of coro_backtrace.  Symbolise
+ * them with dladdr(3) or backtrace_symbols(3).  Needs libcoro built with
+ * libunwind (meson option libunwind).  Call it only for coroutines of the
+ * calling thread, or ones no thread resumes during the call.
+ * Returns the number of addresses stored (0 to max); 0 for a coroutine
+ * that never ran (CORO_READY) or has finished: there is nothing on its
+ * stack.  Errors are negative: -EINVAL if co is NULL, max is negative, or
+ * frames is NULL with max > 0; -EBUSY if co is running on another thread;
+ * -ENOTSUP if libcoro was built without libunwind (after the checks
+ * above). */
+CORO_API int coro_backtrace(const coro_t *co, void **frames, int max);
+
+/* Prints every live (created, not destroyed) coroutine of the process on
+ * out, one line each: id, name, state, usable stack size and the bytes of
+ * stack in use (the depth at its last switch: from the top of its stack to
+ * the stack pointer saved then; not a high-water mark).  With libunwind,
+ * each suspended or normal coroutine of the calling thread, and the
+ * calling coroutine itself, is followed by its symbolised backtrace (up to
+ * 64 frames).  A coroutine that never ran says so instead.  Coroutines of
+ * other threads are listed but not unwound.  Needs a few KiB of stack: do
+ * not call it on a coroutine created with the smallest stack.  Nothing
+ * happens if out is NULL. */
+CORO_API void coro_dump(FILE *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,6 +26,7 @@ static atomic_uint_fast64_t next_id_block = 1;
 
 static void thread_exit(void *t)
 {
+    coro__debug_thread_stop();
     tl = NULL;
     free(t);
 }
@@ -46,6 +47,7 @@ static struct coro__thread *thread_init(void)
     t->errno_ptr = &errno;
     pthread_setspecific(thread_key, t);
     tl = t;
+    coro__debug_thread_start();
     return t;
 }
 
@@ -95,20 +97,16 @@ int coro_attr_set_name(coro_attr_t *attr, const char *name)
 static inline __attribute__((always_inline)) int switch_to(ucontext_t *from,
                                                            const ucontext_t *to)
 {
+    CORO__BEFORE_SWITCH(from, to);
     int r = coro__ctx_swap(from, to);
-    CORO__AFTER_SWITCH();
+    CORO__AFTER_SWITCH(from);
     return r;
 }
 
 static void check_canary(const coro_t *co)
 {
-    if (unlikely(co->canary) && coro__stack_canary_broken(co->stack)) {
-        static const char msg[] = "coro: stack overflow (canary overwritten)\n";
-        if (write(2, msg, sizeof msg - 1) < 0) {
-            /* nothing more to say */
-        }
-        abort();
-    }
+    if (unlikely(co->canary) && coro__stack_canary_broken(co->stack))
+        coro__debug_canary(co);
 }
 
 /* Bookkeeping of a coroutine leaving for its resumer (yield or return):
@@ -135,6 +133,7 @@ static inline void leave(struct coro__thread *t, coro_t *co, int state, void *va
 static void coro_main(void *p)
 {
     coro_t *co = p;
+    coro__san_entered(co);
     void *ret = co->fn(co->arg);
 
     leave(tl, co, CORO_FINISHED, ret);
@@ -184,6 +183,7 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     co->name[CORO_NAME_MAX] = '\0';
     coro__ctx_make(&co->ctx, st->lo, (size_t)((char *)co - st->lo), coro_main, co);
     st->user = co;
+    coro__san_created(co);
     *out = co;
     return 0;
 }
@@ -261,6 +261,7 @@ int coro_destroy(coro_t *co)
         return EBUSY;
     if (co->sched)
         return EPERM; /* spawned: its scheduler frees it */
+    coro__san_destroyed(co);
     co->state = CORO_FINISHED;
     co->stack->user = NULL;
     coro__stack_free(co->stack);

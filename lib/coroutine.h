@@ -5,6 +5,7 @@
 
 #include "coro.h"
 #include "ctx.h"
+#include "debug.h"
 #include "stack.h"
 
 #include <stdint.h>
@@ -60,10 +61,13 @@ struct coro__thread *coro__thread_get(void);
 /* Every switch is a tail call of coro__ctx_swap made after all the
  * bookkeeping (states, values, errno) is done by the side switching away,
  * so the side switching back resumes straight in its caller.  The debug
- * layer's sanitizer hooks need code after the switch; they define
- * CORO__AFTER_SWITCH and the tail call becomes a plain call. */
+ * layer's sanitizer hooks (lib/debug.h) need code after the switch; they
+ * define CORO__AFTER_SWITCH and the tail call becomes a plain call.  Both
+ * hooks take the context the running flow saves into (from) and the one
+ * it continues (to). */
 #ifndef CORO__AFTER_SWITCH
-#define CORO__AFTER_SWITCH() ((void)0)
+#define CORO__BEFORE_SWITCH(from, to) ((void)0)
+#define CORO__AFTER_SWITCH(from) ((void)0)
 #endif
 
 #endif

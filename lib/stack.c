@@ -1,6 +1,7 @@
 /* stack: slabs, guards and the per-thread cache (see stack.h). */
 #define _GNU_SOURCE
 #include "stack.h"
+#include "annotate.h"
 #include "registry.h"
 #include "sys.h"
 
@@ -238,6 +239,7 @@ static int pool_take(struct coro__pool *p, coro__stack_t **out)
     st->lo = lo;
     st->guard = guard;
     st->user = NULL;
+    CORO__VALGRIND_STACK(lo, lo + p->usable, CORO__GUARD_SIZE);
     *out = st;
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifndef MADV_GUARD_INSTALL
@@ -186,6 +187,25 @@ static int install_guard(char *lo)
     return CORO__GUARD_CANARY;
 }
 
+/* Installs every guard of a new slab with one system call per 1024 stacks
+ * instead of one per stack.  1 when done; 0 when the kernel cannot (then
+ * each stack gets its guard when it is carved, as usual). */
+static int guard_slab(struct coro__pool *p, char *base)
+{
+    struct iovec iov[64];
+
+    if (atomic_load(&guard_mode) != GUARD_TRY_MADVISE)
+        return 0;
+    for (size_t k = 0; k < p->per_slab;) {
+        size_t n = 0;
+        for (; n < sizeof iov / sizeof iov[0] && k < p->per_slab; n++, k++)
+            iov[n] = (struct iovec){base + k * p->stride, CORO__GUARD_SIZE};
+        if (coro__sys_madvise_vec(iov, n, MADV_GUARD_INSTALL) != 0)
+            return 0;
+    }
+    return 1;
+}
+
 static coro__stack_t *descriptor(struct coro__pool *p, char *lo)
 {
     return (coro__stack_t *)(lo + p->usable - CORO__STACK_DESC_RESERVE);
@@ -220,10 +240,11 @@ static int pool_take(struct coro__pool *p, coro__stack_t **out)
         /* Advice only: a kernel without transparent huge pages says EINVAL. */
         (void)coro__sys_madvise(s, p->per_slab * p->stride, MADV_NOHUGEPAGE);
         *fresh = (struct coro__slab){.next = slab, .base = s, .carved = 0};
+        fresh->guarded = guard_slab(p, s);
         slab = fresh;
     }
     char *lo = slab->base + slab->carved * p->stride + CORO__GUARD_SIZE;
-    int guard = install_guard(lo);
+    int guard = slab->guarded ? CORO__GUARD_MADVISE : install_guard(lo);
     if (!guard) {
         if (fresh) {
             coro__sys_munmap(fresh->base, p->per_slab * p->stride);
@@ -308,11 +329,16 @@ void coro__stack_free(coro__stack_t *st)
     coro__stack_t *spill = keep->next;
     keep->next = NULL;
     w->count = TCACHE_HOT;
-    for (coro__stack_t *s = spill; s; s = s->next) {
-        (void)coro__sys_madvise(s->lo, p->usable - page_size, MADV_DONTNEED);
+    struct iovec iov[TCACHE_HOT + 1];
+    size_t n = 0;
+    for (coro__stack_t *s = spill; s; s = s->next)
+        iov[n++] = (struct iovec){s->lo, p->usable - page_size};
+    if (coro__sys_madvise_vec(iov, n, MADV_DONTNEED) != 0)
+        for (size_t i = 0; i < n; i++)
+            (void)coro__sys_madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED);
+    for (coro__stack_t *s = spill; s; s = s->next)
         if (s->guard == CORO__GUARD_CANARY)
             *(uint64_t *)s->lo = CANARY; /* the page came back zeroed */
-    }
     pool_release(p, spill);
 }
 

@@ -48,6 +48,7 @@ struct coro__slab {
     struct coro__slab *next;
     char *base;                /* first byte of the mapping */
     size_t carved;             /* stacks handed out from it so far */
+    int guarded;               /* every guard installed when it was mapped */
 };
 
 /* A size class: every stack in it has the same usable size. */

@@ -1,9 +1,13 @@
 /* sys: failure-injectable system call wrappers (see sys.h). */
+#define _GNU_SOURCE
 #include "sys.h"
 
 #include <errno.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 struct fault {
     atomic_long countdown; /* calls left before the failure; 0 = disarmed */
@@ -65,4 +69,47 @@ int coro__sys_mprotect(void *addr, size_t len, int prot)
     if (injected(CORO__SYS_MPROTECT))
         return -1;
     return mprotect(addr, len, prot);
+}
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
+#endif
+
+/* Cleared once the kernel says it cannot do it (too old, or the advice is
+ * not allowed through process_madvise). */
+static atomic_int vec_ok = 1;
+
+void coro__sys_madvise_vec_enable(int on)
+{
+    atomic_store(&vec_ok, on);
+}
+
+int coro__sys_madvise_vec(const struct iovec *iov, size_t n, int advice)
+{
+    size_t total = 0;
+
+    if (!atomic_load_explicit(&vec_ok, memory_order_relaxed) || n == 0 ||
+        n > 1024 /* IOV_MAX */)
+        return -1;
+    if (injected(CORO__SYS_MADVISE))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    /* A pidfd per call: one cached across fork() would name the parent. */
+    int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (fd < 0) {
+        atomic_store(&vec_ok, 0);
+        return -1;
+    }
+    long r = syscall(SYS_process_madvise, fd, iov, n, advice, 0);
+    int err = errno;
+    close(fd);
+    if (r == (long)total)
+        return 0;
+    if (r < 0 && (err == EINVAL || err == ENOSYS || err == EPERM || err == EBADF))
+        atomic_store(&vec_ok, 0);
+    return -1;
 }

@@ -19,6 +19,16 @@ enum coro__sys_op {
 void *coro__sys_mmap(void *addr, size_t len, int prot, int flags);
 int coro__sys_munmap(void *addr, size_t len);
 int coro__sys_madvise(void *addr, size_t len, int advice);
+
+/* The same advice on n ranges with one system call (process_madvise on
+ * ourselves, Linux 5.10+; most advice on self since 6.x).  0 when every
+ * range was advised; -1 otherwise, and the caller advises range by range.
+ * Counts as one madvise call for coro__sys_fail. */
+struct iovec;
+int coro__sys_madvise_vec(const struct iovec *iov, size_t n, int advice);
+
+/* For tests: 0 makes coro__sys_madvise_vec refuse, as on an old kernel. */
+void coro__sys_madvise_vec_enable(int on);
 int coro__sys_mprotect(void *addr, size_t len, int prot);
 
 /* For tests: the nth call of op from now (1 = the next one) on any thread

@@ -396,9 +396,11 @@ START_TEST(guard_mprotect_fails_enomem)
 }
 END_TEST
 
-/* A failure on a stack carved from a slab that already exists. */
+/* A failure on a stack carved from a slab that already exists: possible
+ * only when the kernel could not guard the whole slab at once. */
 START_TEST(guard_fails_in_existing_slab)
 {
+    coro__sys_madvise_vec_enable(0);
     coro__stack_t *a = alloc_ok(64 * KIB), *b = (coro__stack_t *)&b;
     long before = maps_lines();
 
@@ -408,6 +410,35 @@ START_TEST(guard_fails_in_existing_slab)
     b = alloc_ok(64 * KIB);
     ck_assert_ptr_ne(a, b);
     ck_assert_int_ne(b->guard, CORO__GUARD_CANARY);
+}
+END_TEST
+
+/* A new slab gets all its guards with one system call; when that call
+ * fails, each stack still gets its own guard. */
+START_TEST(slab_guarded_at_once)
+{
+    coro__stack_t *st[8];
+
+    for (int i = 0; i < 8; i++)
+        st[i] = alloc_ok(64 * KIB);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(st[i]->guard, CORO__GUARD_MADVISE);
+    st[7]->lo[-1] = 1;
+    ck_abort_msg("write into the guard of a bulk-guarded stack did not fault");
+}
+END_TEST
+
+START_TEST(slab_guard_bulk_fails_falls_back)
+{
+    /* Call 1 is the slab's MADV_NOHUGEPAGE, call 2 the bulk guard install. */
+    coro__sys_fail(CORO__SYS_MADVISE, 2, ENOMEM, 0);
+    coro__stack_t *a = alloc_ok(64 * KIB);
+    disarm();
+    coro__stack_t *b = alloc_ok(64 * KIB);
+    ck_assert_int_eq(a->guard, CORO__GUARD_MADVISE);
+    ck_assert_int_eq(b->guard, CORO__GUARD_MADVISE);
+    b->lo[-CORO__GUARD_SIZE] = 1;
+    ck_abort_msg("write into the per-stack guard did not fault");
 }
 END_TEST
 
@@ -589,6 +620,8 @@ static Suite *stack_suite(void)
     tcase_add_test(tc, guard_madvise_fails_enomem);
     tcase_add_test(tc, guard_mprotect_fails_enomem);
     tcase_add_test(tc, guard_fails_in_existing_slab);
+    tcase_add_test_raise_signal(tc, slab_guarded_at_once, SIGSEGV);
+    tcase_add_test_raise_signal(tc, slab_guard_bulk_fails_falls_back, SIGSEGV);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("memory");

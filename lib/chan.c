@@ -207,7 +207,7 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
 
     if (n > SELECT_LOCAL && !(w = malloc(n * sizeof *w)))
         return ENOMEM;
-    wait.co = coro_self();
+    wait.co = coro__self();
     wait.w = w;
     wait.n = n;
     for (i = 0; i < n; i++) {

@@ -18,7 +18,8 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-static __thread struct coro__thread *tl __attribute__((tls_model("initial-exec")));
+__thread struct coro__thread *coro__tl __attribute__((tls_model("initial-exec")));
+#define tl coro__tl
 static pthread_key_t thread_key;
 static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
 static atomic_uint_fast64_t next_serial = 1;
@@ -239,6 +240,32 @@ int coro_resume(coro_t *co, void *in, void **out)
     t->current = co;
     *t->errno_ptr = co->err;
     return switch_to(from, &co->ctx);
+}
+
+/* For the scheduler: the running coroutine `from` suspends and the
+ * suspended (or never run) coroutine `to`, of this thread, continues in its
+ * place with the same resumer, as if `from` had yielded and its resumer had
+ * resumed `to` at once: one switch instead of two.  Returns 0 when `from`
+ * is resumed again; to's pending yield (or transfer) sees NULL. */
+int coro__transfer(coro_t *from, coro_t *to)
+{
+    struct coro__thread *t = tl;
+
+    check_canary(from);
+    if (to->state == CORO_READY)
+        to->owner = t->serial;
+    else if (to->in)
+        *to->in = NULL;
+    to->resumer = from->resumer;
+    to->caller = from->caller;
+    to->out = from->out;
+    from->in = NULL;
+    from->state = CORO_SUSPENDED;
+    from->err = *t->errno_ptr;
+    to->state = CORO_RUNNING;
+    t->current = to;
+    *t->errno_ptr = to->err;
+    return switch_to(&from->ctx, &to->ctx);
 }
 
 int coro_yield(void *out, void **in)

@@ -58,6 +58,20 @@ struct coro {
 /* This thread's state, created if needed; NULL only when malloc fails. */
 struct coro__thread *coro__thread_get(void);
 
+/* This thread's state, or NULL before its first create or resume.  Read
+ * directly by the layers above (coro__self) instead of calling coro_self. */
+extern __thread struct coro__thread *coro__tl __attribute__((tls_model("initial-exec")));
+
+/* See lib/coro.c: a yield and a resume in one switch, for the scheduler. */
+int coro__transfer(coro_t *from, coro_t *to);
+
+static inline coro_t *coro__self(void)
+{
+    struct coro__thread *t = coro__tl;
+
+    return t ? t->current : NULL;
+}
+
 /* Every switch is a tail call of coro__ctx_swap made after all the
  * bookkeeping (states, values, errno) is done by the side switching away,
  * so the side switching back resumes straight in its caller.  The debug

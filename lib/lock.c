@@ -53,7 +53,7 @@ int coro_mutex_lock(coro_mutex_t *m, int64_t deadline)
         return EINVAL;
     if ((r = coro__wait_check(deadline)))
         return r;
-    self = coro_self();
+    self = coro__self();
     if (!m->owner) {
         m->owner = self;
         return 0;
@@ -80,7 +80,7 @@ int coro_mutex_unlock(coro_mutex_t *m)
 {
     if (!m)
         return EINVAL;
-    if (!m->owner || m->owner != coro_self())
+    if (!m->owner || m->owner != coro__self())
         return EPERM;
     mutex_release(m);
     return 0;
@@ -96,7 +96,7 @@ int coro_mutex_unlock(coro_mutex_t *m)
 static int mutex_relock(coro_mutex_t *m)
 {
     struct coro__waiter w = { .elem = NULL };
-    struct coro__wait wait = { .co = coro_self(), .w = &w, .n = 1 };
+    struct coro__wait wait = { .co = coro__self(), .w = &w, .n = 1 };
     int cancels = 0;
 
     if (!m->owner) {
@@ -148,7 +148,7 @@ int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline)
         return EINVAL;
     if ((r = coro__wait_check(deadline)))
         return r;
-    wait.co = coro_self();
+    wait.co = coro__self();
     if (m->owner != wait.co)
         return EPERM;
     w.wait = &wait;

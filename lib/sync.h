@@ -113,7 +113,7 @@ static inline int coro__wait_park(struct coro__wait *wait, int64_t deadline)
 static inline int coro__wait_on(struct coro__waitq *q, void *elem, int64_t deadline)
 {
     struct coro__waiter w = { .elem = elem };
-    struct coro__wait wait = { .co = coro_self(), .w = &w, .n = 1 };
+    struct coro__wait wait = { .co = coro__self(), .w = &w, .n = 1 };
 
     w.wait = &wait;
     coro__waitq_push(q, &w);

@@ -46,7 +46,8 @@
 #include <valgrind/valgrind.h>
 /* Tells valgrind that [lo, hi) is a stack, so a switch onto it is not
  * taken for a huge stack-pointer move within one stack, and that the
- * guard below it is not to be touched: valgrind does not know what
+ * guard (guard bytes below lo; 0 where valgrind knows it, as with
+ * mprotect) is not to be touched: valgrind does not know what
  * MADV_GUARD_INSTALL did, and its leak check would otherwise read every
  * guard, a fault per word.  Stacks live as long as the process (slabs are
  * never unmapped): never deregistered. */

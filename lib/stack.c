@@ -260,7 +260,9 @@ static int pool_take(struct coro__pool *p, coro__stack_t **out)
     st->lo = lo;
     st->guard = guard;
     st->user = NULL;
-    CORO__VALGRIND_STACK(lo, lo + p->usable, CORO__GUARD_SIZE);
+    /* valgrind knows an mprotect'd guard, not a MADV_GUARD_INSTALL one. */
+    CORO__VALGRIND_STACK(lo, lo + p->usable,
+                         guard == CORO__GUARD_MADVISE ? CORO__GUARD_SIZE : 0);
     *out = st;
     return 0;
 }

@@ -70,7 +70,9 @@ typedef struct coro_attr {
  * bytes unless configured otherwise) and no name.  attr may not be NULL. */
 CORO_API void coro_attr_init(coro_attr_t *attr);
 
-/* Sets the usable stack size.  It is rounded up to whole pages.
+/* Sets the usable stack size: a coroutine created with attr gets at least
+ * bytes of stack (coro_stack_size tells how much exactly: the size rounded up
+ * to pages, plus what is left of the page holding the coroutine itself).
  * Returns 0; EINVAL if attr is NULL or bytes is outside
  * [CORO_STACK_MIN, CORO_STACK_MAX]. */
 CORO_API int coro_attr_set_stack_size(coro_attr_t *attr, size_t bytes);
@@ -97,7 +99,8 @@ CORO_API int coro_create(coro_t **co, coro_fn fn, void *arg,
  * Returns 0; EINVAL if co is NULL; ESRCH if co has finished; EBUSY if co is
  * running or normal (itself or one of its resumers); EPERM if co is
  * suspended but belongs to another thread (a coroutine that has started
- * never moves between threads). */
+ * never moves between threads); ENOMEM if this is the thread's first call
+ * into libcoro and its per-thread state cannot be allocated. */
 CORO_API int coro_resume(coro_t *co, void *in, void **out);
 
 /* Suspends the running coroutine and returns to whoever resumed it, which
@@ -127,7 +130,8 @@ CORO_API uint64_t coro_id(const coro_t *co);
  * co is destroyed. */
 CORO_API const char *coro_name(const coro_t *co);
 
-/* The usable stack size of co in bytes; 0 for NULL. */
+/* The usable stack size of co in bytes (at least the size asked for); 0 for
+ * NULL. */
 CORO_API size_t coro_stack_size(const coro_t *co);
 
 /* ------------------------------------------------------------- scheduler */

@@ -221,7 +221,8 @@ static void unpark(struct task *k, int result)
         return;
     k->parked = 0;
     k->park_result = result;
-    coro__timers_remove(&k->s->timers, &k->timer);
+    if (k->timer.slot)
+        coro__timers_remove(&k->s->timers, &k->timer);
     push_ready(k->s, k);
 }
 

@@ -15,6 +15,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
 #endif
@@ -206,6 +209,24 @@ static int guard_slab(struct coro__pool *p, char *base)
     return 1;
 }
 
+/* Faults in the top pages (descriptor, coroutine, first frames) of the
+ * next POPULATE_BATCH stacks to be carved with one system call: a burst of
+ * creations then costs one call per batch instead of a page fault each.
+ * Advice only: on failure the pages fault in one by one as they are used. */
+#define POPULATE_BATCH 32
+
+static void populate_tops(struct coro__pool *p, struct coro__slab *slab)
+{
+    struct iovec iov[POPULATE_BATCH];
+    size_t k = slab->carved, n = 0;
+
+    for (; n < POPULATE_BATCH && k < p->per_slab; n++, k++)
+        iov[n] = (struct iovec){slab->base + k * p->stride + p->stride - page_size,
+                                page_size};
+    (void)coro__sys_madvise_vec(iov, n, MADV_POPULATE_WRITE);
+    slab->populated = k;
+}
+
 static coro__stack_t *descriptor(struct coro__pool *p, char *lo)
 {
     return (coro__stack_t *)(lo + p->usable - CORO__STACK_DESC_RESERVE);
@@ -243,6 +264,8 @@ static int pool_take(struct coro__pool *p, coro__stack_t **out)
         fresh->guarded = guard_slab(p, s);
         slab = fresh;
     }
+    if (slab->carved >= slab->populated)
+        populate_tops(p, slab);
     char *lo = slab->base + slab->carved * p->stride + CORO__GUARD_SIZE;
     int guard = slab->guarded ? CORO__GUARD_MADVISE : install_guard(lo);
     if (!guard) {

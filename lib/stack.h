@@ -49,6 +49,7 @@ struct coro__slab {
     char *base;                /* first byte of the mapping */
     size_t carved;             /* stacks handed out from it so far */
     int guarded;               /* every guard installed when it was mapped */
+    size_t populated;          /* stacks whose top page is already faulted in */
 };
 
 /* A size class: every stack in it has the same usable size. */

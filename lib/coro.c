@@ -162,13 +162,7 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     if (err)
         return err;
 
-    /* Stacks lie a whole number of pages apart, so without this every
-     * coroutine's struct and top frames would sit at the same offset in
-     * their pages, and two coroutines taking turns would trip the CPU's
-     * 4 KiB store/load aliasing on every switch: colour by cache line. */
-    uint64_t id = new_id(t);
-    coro_t *co = (coro_t *)(((uintptr_t)st - sizeof(coro_t) - (id % 8) * 64) &
-                            ~(uintptr_t)63);
+    coro_t *co = (coro_t *)(((uintptr_t)st - sizeof(coro_t)) & ~(uintptr_t)63);
     co->caller = NULL;
     co->resumer = NULL;
     co->out = NULL;
@@ -178,7 +172,7 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     co->stack = st;
     co->canary = st->guard == CORO__GUARD_CANARY;
     co->owner = 0;
-    co->id = id;
+    co->id = new_id(t);
     co->state = CORO_READY;
     co->err = 0;
     co->sched = NULL;

@@ -6,6 +6,7 @@
 #include <coro.h>
 
 #include <check.h>
+#include "testutil.h"
 #include <errno.h>
 #include <fenv.h>
 #include <pthread.h>
@@ -16,24 +17,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
-
-/* ThreadSanitizer counts each coroutine that ran as a fiber and allows a
- * few thousand at once; its maps and address space are its own. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
 
 #ifndef TEST_DEFAULT_STACK_SIZE
 #error "test/meson.build passes the build's default_stack_size"
@@ -57,30 +40,6 @@ static coro_t *create_ok(coro_fn fn, void *arg)
     ck_assert_int_eq(coro_create(&co, fn, arg, NULL), 0);
     ck_assert_ptr_nonnull(co);
     return co;
-}
-
-static size_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size, resident;
-
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &resident), 2);
-    fclose(f);
-    return resident * (size_t)sysconf(_SC_PAGESIZE);
-}
-
-static long maps_lines(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    long n = 0;
-    int c;
-
-    ck_assert_ptr_nonnull(f);
-    while ((c = getc(f)) != EOF)
-        n += c == '\n';
-    fclose(f);
-    return n;
 }
 
 /* ------------------------------------------------------------------ states */

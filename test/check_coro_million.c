@@ -10,6 +10,7 @@
 #include "lib/coroutine.h"
 
 #include <check.h>
+#include "testutil.h"
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -19,30 +20,6 @@
 #include <unistd.h>
 
 #define MILLION 1000000L
-
-static size_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size, resident;
-
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &resident), 2);
-    fclose(f);
-    return resident * (size_t)sysconf(_SC_PAGESIZE);
-}
-
-static long maps_lines(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    long n = 0;
-    int c;
-
-    ck_assert_ptr_nonnull(f);
-    while ((c = getc(f)) != EOF)
-        n += c == '\n';
-    fclose(f);
-    return n;
-}
 
 static long max_map_count(void)
 {

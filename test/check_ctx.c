@@ -4,6 +4,7 @@
 #include "lib/ctx.h"
 
 #include <check.h>
+#include "testutil.h"
 #include <fenv.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,13 +13,6 @@
 
 #if defined(__x86_64__)
 #include <xmmintrin.h>
-#endif
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#define VALGRIND_STACK_REGISTER(lo, hi) 0
-#define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
 #endif
 
 #define STACK_SIZE ((size_t)256 << 10)

@@ -8,6 +8,7 @@
 #include "lib/sys.h"
 
 #include <check.h>
+#include "testutil.h"
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,24 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#else
-#define RUNNING_ON_VALGRIND 0
-#endif
-
-/* ThreadSanitizer counts each coroutine that ran as a fiber and allows a
- * few thousand at once; its maps and address space are its own. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
 
 /* The guard tests expect a plain SIGSEGV, not ASan's report. */
 const char *__asan_default_options(void);
@@ -44,19 +27,6 @@ const char *__asan_default_options(void)
 }
 
 #define KIB ((size_t)1024)
-
-static long maps_lines(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    long n = 0;
-    int c;
-
-    ck_assert_ptr_nonnull(f);
-    while ((c = getc(f)) != EOF)
-        n += c == '\n';
-    fclose(f);
-    return n;
-}
 
 /* What the process has mapped: /proc/self/maps lines and address space.
  * A leaked slab shows in both (tens of MB of address space).  valgrind
@@ -88,17 +58,6 @@ static void footprint_unchanged(struct footprint before)
     } else {
         ck_assert_uint_lt(now.vsize, before.vsize + 16 * KIB * KIB);
     }
-}
-
-static size_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size, resident;
-
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &resident), 2);
-    fclose(f);
-    return resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static coro__stack_t *alloc_ok(size_t size)

@@ -190,7 +190,7 @@ static int install_guard(char *lo)
     return CORO__GUARD_CANARY;
 }
 
-/* Installs every guard of a new slab with one system call per 1024 stacks
+/* Installs every guard of a new slab with one system call per 64 stacks
  * instead of one per stack.  1 when done; 0 when the kernel cannot (then
  * each stack gets its guard when it is carved, as usual). */
 static int guard_slab(struct coro__pool *p, char *base)

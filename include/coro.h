@@ -184,54 +184,59 @@ CORO_API int coro_spawn(coro_t **co, coro_fn fn, void *arg, const coro_attr_t *a
  * cannot be allocated. */
 CORO_API int coro_run(void);
 
-/* Waits until co finishes, stores its return value in *result (if result
- * is not NULL) and frees co.  Blocking call: only a spawned coroutine run
- * by its scheduler may join, and only coroutines of the same thread.
+/* Waits until co finishes or the deadline passes (absolute CLOCK_MONOTONIC
+ * nanoseconds, see coro_now; -1 for none), stores co's return value in
+ * *result (if result is not NULL) and frees co.  Blocking call: only a
+ * spawned coroutine run by its scheduler may join, and only coroutines of
+ * the same thread.  A deadline already passed (0 included) only tries: a
+ * finished co is joined, otherwise ETIMEDOUT at once.
  * Returns 0; EPERM if the caller is not a spawned coroutine run by this
  * thread's scheduler (the thread's own flow included: use coro_run, and
  * join from a coroutine), or co belongs to another thread; EINVAL if co is
- * NULL, was not made by coro_spawn, is detached, or another coroutine is
- * joining it already; EDEADLK if co is the caller, or co is (directly or
- * through a chain of joins) joining the caller; ECANCELED if the caller was
- * cancelled (co is then still joinable). */
-CORO_API int coro_join(coro_t *co, void **result);
-
-/* coro_join with a deadline: absolute CLOCK_MONOTONIC nanoseconds (see
- * coro_now), -1 for none.
- * Returns as coro_join, and also ETIMEDOUT if co has not finished by the
- * deadline (co is then still joinable; a finished co is joined whatever the
- * deadline), EINVAL if deadline is below -1. */
-CORO_API int coro_join_until(coro_t *co, void **result, int64_t deadline);
+ * NULL, was not made by coro_spawn, is detached, another coroutine is
+ * joining it already, or deadline is below -1; EDEADLK if co is the caller,
+ * or co is (directly or through a chain of joins) joining the caller;
+ * ETIMEDOUT if co has not finished by the deadline; ECANCELED if the caller
+ * was cancelled (for these two, co is still joinable). */
+CORO_API int coro_join(coro_t *co, void **result, int64_t deadline);
 
 /* Cancels co's current blocking call, or, if it is not blocked now, its
  * next one: that call returns ECANCELED (once; later calls block as
- * usual).  co may be the caller.  May be called from anywhere on co's
+ * usual).  A cancel is never lost: if something else ended co's wait
+ * first (a sender handed it an element, an unlock gave it the mutex, its
+ * deadline passed) and co has not run since, that call returns what it
+ * got and co's next blocking call returns ECANCELED at once.  The part of
+ * coro_cond_wait that takes the mutex back is not cancellable: a cancel
+ * that comes then waits for the next call.  co may be the caller.  May be called from anywhere on co's
  * thread, in or outside coroutines.
  * Returns 0; EINVAL if co is NULL or was not made by coro_spawn; ESRCH if
  * co has finished; EPERM if co belongs to another thread's scheduler. */
 CORO_API int coro_cancel(coro_t *co);
 
 /* ----------------------------------------------------------------- timers */
-/* Deadlines are absolute nanoseconds on CLOCK_MONOTONIC, -1 meaning none.
- * Deadlines live in a heap per scheduler: adding or removing one costs
- * O(log n) with any number pending.  A deadline that has already passed is
- * not returned at once: the coroutine still waits for the scheduler's next
- * timer check, so coroutines whose deadlines have passed wake in deadline
- * order (equal deadlines in the order they were set). */
+/* Deadlines are absolute nanoseconds on CLOCK_MONOTONIC, -1 meaning none,
+ * and every call that can wait takes one as its last argument.  A deadline
+ * that has already passed (0 included) means "try": the call completes at
+ * once if it can, and otherwise returns ETIMEDOUT without waiting and
+ * without letting another coroutine run.  Deadlines live in a heap per
+ * scheduler: adding or removing one costs O(log n) with any number
+ * pending; coroutines whose deadlines pass while they wait wake in
+ * deadline order (equal deadlines in the order they were set). */
 
 /* The current time: CLOCK_MONOTONIC in nanoseconds.  Any thread, any
  * context. */
 CORO_API int64_t coro_now(void);
 
-/* Blocks the calling spawned coroutine for ns nanoseconds (0 or less: it
- * lets the other ready coroutines run, then continues).
+/* Blocks the calling spawned coroutine for ns nanoseconds: the relative
+ * form of coro_sleep_until(coro_now() + ns).  0 or less returns at once
+ * (use coro_yield to let the other ready coroutines run).
  * Returns 0 when the time has passed; ECANCELED if the coroutine was
  * cancelled (coro_cancel) before or while sleeping; EPERM if the caller is
  * not a spawned coroutine run by this thread's scheduler. */
 CORO_API int coro_sleep(int64_t ns);
 
 /* Blocks the calling spawned coroutine until deadline (see coro_now); -1
- * sleeps until cancelled.
+ * sleeps until cancelled; a deadline already passed returns at once.
  * Returns 0 when the deadline has passed; ECANCELED if the coroutine was
  * cancelled before or while sleeping; EPERM if the caller is not a spawned
  * coroutine run by this thread's scheduler; EINVAL if deadline is below -1. */
@@ -242,11 +247,14 @@ CORO_API int coro_sleep_until(int64_t deadline);
  * one-shot future, for the coroutines of one scheduler (one thread).
  *
  * Handles are opaque, made by coro_X_create and freed by coro_X_destroy.
+ * An object belongs to the thread that made it: every call on it from
+ * another thread returns EPERM (the mt layer will lift this).
  *
  * Deadlines: every call that can wait takes its deadline as its last
  * argument, an absolute time in nanoseconds on CLOCK_MONOTONIC (compare
- * coro_now()), or -1 for none.  A deadline that has passed still lets a call
- * that can complete at once do so; otherwise it returns ETIMEDOUT.
+ * coro_now()), or -1 for none.  A deadline that has passed means "try": the
+ * call completes at once if it can, otherwise it returns ETIMEDOUT without
+ * waiting and without letting another coroutine run.
  *
  * Waiting: a call that can wait must be made by a coroutine run by this
  * thread's scheduler (coro_spawn); from anywhere else it returns EPERM, even
@@ -258,7 +266,8 @@ CORO_API int coro_sleep_until(int64_t deadline);
  *
  * Errors common to all: EINVAL for a NULL handle or bad argument (a
  * deadline below -1 included), ENOMEM when memory cannot be had, EBUSY to
- * destroy an object that coroutines are waiting on. */
+ * destroy an object that coroutines are waiting on, EPERM from a thread
+ * other than the object's. */
 
 /* A channel of fixed-size elements, copied in and out by value. */
 typedef struct coro_chan coro_chan_t;
@@ -360,15 +369,18 @@ CORO_API int coro_cond_create(coro_cond_t **c);
 CORO_API int coro_cond_destroy(coro_cond_t *c);
 
 /* Unlocks m, which the caller must hold, and waits until signalled, then
- * locks m again before returning, whatever the result: the relock ignores
- * the deadline and a cancel (it reports the cancel).  The one exception:
- * cancelled a second time while relocking, or while coro_run unwinds a
- * deadlock, it returns ECANCELED without m.  As with pthreads, recheck the
- * condition in a loop.
+ * locks m again before returning: it returns with m held in every case
+ * (musl's rule), whatever ended the wait.  Taking m back ignores the
+ * deadline and cancels (a cancel that comes then stays pending for the
+ * caller's next blocking call).  A deadline already passed or a pending
+ * cancel returns at once, without unlocking m.  As with pthreads, recheck
+ * the condition in a loop.  The one case without m: coro_run breaking a
+ * deadlock in which m's owner can never unlock it (it finished holding m):
+ * EDEADLK.
  * Returns 0 when signalled; EINVAL if c or m is NULL; EPERM if the caller
- * does not hold m (or is not a scheduled coroutine); ETIMEDOUT if the
- * deadline passed first; ECANCELED if the caller was cancelled while
- * waiting or relocking (a signal it had received is then consumed). */
+ * does not hold m (or is not a scheduled coroutine, or c or m belong to
+ * another thread); ETIMEDOUT if the deadline passed first; ECANCELED if
+ * the caller was cancelled first; EDEADLK as above (m not held). */
 CORO_API int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline);
 
 /* Wakes the first waiter (signal) or all of them (broadcast); no effect if

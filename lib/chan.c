@@ -15,6 +15,7 @@
 #define SELECT_LOCAL 8 /* clauses whose wait records fit on the stack */
 
 struct coro_chan {
+    struct coro__sched *home;   /* the scheduler of the thread that made it */
     size_t elem_size;
     size_t cap;                 /* buffer size in elements; 0: unbuffered */
     size_t head;                /* index of the oldest buffered element */
@@ -31,9 +32,13 @@ int coro_chan_create(coro_chan_t **ch, size_t elem_size, size_t cap)
 
     if (!ch || (elem_size && cap > (SIZE_MAX - sizeof *c) / elem_size))
         return EINVAL;
+    struct coro__sched *home = coro__sched_here();
+    if (!home)
+        return ENOMEM;
     c = calloc(1, sizeof *c + elem_size * cap);
     if (!c)
         return ENOMEM;
+    c->home = home;
     c->elem_size = elem_size;
     c->cap = cap;
     *ch = c;
@@ -44,7 +49,9 @@ int coro_chan_destroy(coro_chan_t *ch)
 {
     if (!ch)
         return EINVAL;
-    if (ch->sendq.head || ch->recvq.head)
+    if (coro__sync_home(ch->home))
+        return EPERM;
+    if (coro__waitq_first(&ch->sendq) || coro__waitq_first(&ch->recvq))
         return EBUSY;
     free(ch);
     return 0;
@@ -101,7 +108,7 @@ static int try_send(struct coro_chan *c, const void *elem)
 
     if (c->closed)
         return EPIPE;
-    if ((w = c->recvq.head)) {
+    if ((w = coro__waitq_claim(&c->recvq))) {
         copy(w->elem, elem, c->elem_size);
         coro__wake(w, 0);
         return 0;
@@ -117,17 +124,17 @@ static int try_send(struct coro_chan *c, const void *elem)
  * it would wait. */
 static int try_recv(struct coro_chan *c, void *elem)
 {
-    struct coro__waiter *w = c->sendq.head;
+    struct coro__waiter *w;
 
     if (c->len) {
         buf_take(c, elem);
-        if (w) {
+        if ((w = coro__waitq_claim(&c->sendq))) {
             buf_put(c, w->elem);
             coro__wake(w, 0);
         }
         return 0;
     }
-    if (w) {
+    if ((w = coro__waitq_claim(&c->sendq))) {
         copy(elem, w->elem, c->elem_size);
         coro__wake(w, 0);
         return 0;
@@ -141,11 +148,11 @@ int coro_chan_send(coro_chan_t *ch, const void *elem, int64_t deadline)
 
     if (!ch || (!elem && ch->elem_size))
         return EINVAL;
-    if ((r = coro__wait_check(deadline)))
+    if ((r = coro__sync_home(ch->home)) || (r = coro__wait_check(deadline)))
         return r;
     if ((r = try_send(ch, elem)) != EAGAIN)
         return r;
-    return coro__wait_on(&ch->sendq, (void *)elem, deadline);
+    return coro__wait_on(&ch->sendq, (void *)elem, deadline, "coro_chan_send");
 }
 
 int coro_chan_recv(coro_chan_t *ch, void *elem, int64_t deadline)
@@ -154,17 +161,19 @@ int coro_chan_recv(coro_chan_t *ch, void *elem, int64_t deadline)
 
     if (!ch)
         return EINVAL;
-    if ((r = coro__wait_check(deadline)))
+    if ((r = coro__sync_home(ch->home)) || (r = coro__wait_check(deadline)))
         return r;
     if ((r = try_recv(ch, elem)) != EAGAIN)
         return r;
-    return coro__wait_on(&ch->recvq, elem, deadline);
+    return coro__wait_on(&ch->recvq, elem, deadline, "coro_chan_recv");
 }
 
 int coro_chan_close(coro_chan_t *ch)
 {
     if (!ch)
         return EINVAL;
+    if (coro__sync_home(ch->home))
+        return EPERM;
     if (ch->closed)
         return EPIPE;
     ch->closed = 1;
@@ -173,8 +182,8 @@ int coro_chan_close(coro_chan_t *ch)
     return 0;
 }
 
-/* Which ready clause a select takes when several are: a cheap per-thread
- * generator is enough to keep any one from starving. */
+/* A uniform choice in [0, n): a cheap per-thread generator is enough to
+ * keep any ready clause from starving. */
 static size_t pick(size_t n)
 {
     static __thread uint32_t x = 2463534242u;
@@ -185,12 +194,25 @@ static size_t pick(size_t n)
     return (size_t)(((uint64_t)x * n) >> 32);
 }
 
+/* Whether a clause would complete now (try_send / try_recv would not say
+ * EAGAIN).  A NULL channel is never ready, as a nil channel in Go. */
+static int ready(const coro_select_clause_t *cl)
+{
+    struct coro_chan *c = cl->chan;
+
+    if (!c)
+        return 0;
+    if (cl->op == CORO_SELECT_SEND)
+        return c->closed || coro__waitq_first(&c->recvq) || c->len < c->cap;
+    return c->len || coro__waitq_first(&c->sendq) || c->closed;
+}
+
 int coro_select(const coro_select_clause_t *clauses, size_t n,
                 int64_t deadline, size_t *index)
 {
     struct coro__waiter local[SELECT_LOCAL], *w = local;
-    struct coro__wait wait = { .co = NULL };
-    size_t start, i, k;
+    struct coro__wait wait;
+    size_t i, nready = 0;
     int r;
 
     if (!clauses && n)
@@ -203,28 +225,33 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
         if (cl->chan && cl->op == CORO_SELECT_SEND && !cl->elem &&
             cl->chan->elem_size)
             return EINVAL;
+        if (cl->chan && coro__sync_home(cl->chan->home))
+            return EPERM;
     }
     if ((r = coro__wait_check(deadline)))
         return r;
 
-    start = n ? pick(n) : 0;
-    for (k = 0; k < n; k++) {
-        const coro_select_clause_t *cl = &clauses[(i = start + k) >= n ? i - n : i];
-
-        if (!cl->chan)
-            continue;
+    /* Count the ready clauses, then take the k-th of them for a k drawn
+     * uniformly: each ready clause is chosen with probability 1/nready,
+     * wherever it stands among the others. */
+    for (i = 0; i < n; i++)
+        nready += (size_t)ready(&clauses[i]);
+    if (nready) {
+        size_t k = pick(nready);
+        for (i = 0;; i++)
+            if (ready(&clauses[i]) && k-- == 0)
+                break;
+        const coro_select_clause_t *cl = &clauses[i];
         r = cl->op == CORO_SELECT_SEND ? try_send(cl->chan, cl->elem)
                                        : try_recv(cl->chan, cl->elem);
-        if (r != EAGAIN) {
-            if (index)
-                *index = (size_t)(cl - clauses);
-            return r;
-        }
+        if (index)
+            *index = i;
+        return r;
     }
 
     if (n > SELECT_LOCAL && !(w = malloc(n * sizeof *w)))
         return ENOMEM;
-    wait.co = coro__self();
+    coro__wait_init(&wait, coro__self());
     wait.w = w;
     wait.n = n;
     for (i = 0; i < n; i++) {
@@ -235,8 +262,8 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
             coro__waitq_push(cl->op == CORO_SELECT_SEND ? &cl->chan->sendq
                                                         : &cl->chan->recvq, &w[i]);
     }
-    r = coro__wait_park(&wait, deadline);
-    if (wait.fired && index)
+    r = coro__wait_block(&wait, deadline, CORO__WAIT_PLAIN, "coro_select");
+    if ((r == 0 || r == EPIPE) && index)
         *index = wait.index;
     if (w != local)
         free(w);

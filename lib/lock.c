@@ -12,18 +12,23 @@
 #include <stdlib.h>
 
 struct coro_mutex {
-    coro_t *owner;            /* the coroutine holding it, NULL when free */
+    struct coro__sched *home; /* the scheduler of the thread that made it */
+    uint64_t owner;           /* coro_id of the holder (ids are never reused,
+                               * addresses are), 0 when free */
     struct coro__waitq q;     /* coroutines waiting to lock it */
 };
 
 struct coro_cond {
+    struct coro__sched *home;
     struct coro__waitq q;     /* coroutines waiting for a signal */
 };
 
 struct coro_sem {
-    unsigned value;           /* units available; 0 whenever q is not empty */
+    struct coro__sched *home;
+    unsigned value;           /* units available; 0 whenever q has a waiter */
     struct coro__waitq q;     /* coroutines waiting for a unit */
 };
+
 
 /* ---------------------------------------------------------------- mutex */
 
@@ -31,14 +36,16 @@ int coro_mutex_create(coro_mutex_t **m)
 {
     if (!m)
         return EINVAL;
-    return (*m = calloc(1, sizeof **m)) ? 0 : ENOMEM;
+    return (*m = coro__sync_new(sizeof **m)) ? 0 : ENOMEM;
 }
 
 int coro_mutex_destroy(coro_mutex_t *m)
 {
     if (!m)
         return EINVAL;
-    if (m->owner || m->q.head)
+    if (coro__sync_home(m->home))
+        return EPERM;
+    if (m->owner || coro__waitq_first(&m->q))
         return EBUSY;
     free(m);
     return 0;
@@ -46,33 +53,32 @@ int coro_mutex_destroy(coro_mutex_t *m)
 
 int coro_mutex_lock(coro_mutex_t *m, int64_t deadline)
 {
-    coro_t *self;
     int r;
 
     if (!m)
         return EINVAL;
-    if ((r = coro__wait_check(deadline)))
+    if ((r = coro__sync_home(m->home)) || (r = coro__wait_check(deadline)))
         return r;
-    self = coro__self();
+    uint64_t self = coro_id(coro__self());
     if (!m->owner) {
         m->owner = self;
         return 0;
     }
     if (m->owner == self)
         return EDEADLK;
-    return coro__wait_on(&m->q, NULL, deadline); /* 0: unlock made us owner */
+    return coro__wait_on(&m->q, NULL, deadline, "coro_mutex_lock"); /* 0: we own it */
 }
 
 /* Passes m to its first waiter, or frees it. */
 static void mutex_release(coro_mutex_t *m)
 {
-    struct coro__waiter *w = m->q.head;
+    struct coro__waiter *w = coro__waitq_claim(&m->q);
 
     if (w) {
-        m->owner = w->wait->co;
+        m->owner = coro_id(w->wait->co);
         coro__wake(w, 0);
     } else {
-        m->owner = NULL;
+        m->owner = 0;
     }
 }
 
@@ -80,43 +86,36 @@ int coro_mutex_unlock(coro_mutex_t *m)
 {
     if (!m)
         return EINVAL;
-    if (!m->owner || m->owner != coro__self())
+    if (coro__sync_home(m->home))
+        return EPERM;
+    coro_t *self = coro__self();
+    if (!m->owner || !self || m->owner != coro_id(self))
         return EPERM;
     mutex_release(m);
     return 0;
 }
 
 /* Locks m for a coroutine coming back from a condition wait: it must hold
- * m again, so neither its deadline nor a cancel stops it.  A cancel is
- * one-shot, so a second ECANCELED in a row means the scheduler is unwinding
- * a deadlock (then every park fails at once and waiting would spin) or the
- * caller was cancelled twice: then it gives up without m.
- * Returns 0 with m held; ECANCELED if cancelled (m held after one cancel,
- * not after two). */
+ * m again whatever ended the wait, so neither a deadline nor a cancel stops
+ * it (a cancel stays pending for the next wait).  Only the last stage of
+ * breaking a deadlock ends it, when m's owner can never unlock (it
+ * finished holding m, or is stuck itself): EDEADLK, m not held. */
 static int mutex_relock(coro_mutex_t *m)
 {
     struct coro__waiter w = { .elem = NULL };
-    struct coro__wait wait = { .co = coro__self(), .w = &w, .n = 1 };
-    int cancels = 0;
+    struct coro__wait wait;
 
+    coro__wait_init(&wait, coro__self());
     if (!m->owner) {
-        m->owner = wait.co;
+        m->owner = coro_id(wait.co);
         return 0;
     }
+    wait.w = &w;
+    wait.n = 1;
     w.wait = &wait;
     coro__waitq_push(&m->q, &w);
-    while (!wait.fired) {
-        if (coro__park(-1) == ECANCELED)
-            cancels++;
-        /* wait.fired is set by the waker while this coroutine is parked,
-         * which cppcheck cannot see. */
-        // cppcheck-suppress knownConditionTrueFalse
-        if (cancels == 2 && !wait.fired) {
-            coro__waitq_unlink(&w);
-            break;
-        }
-    }
-    return cancels ? ECANCELED : 0;
+    int r = coro__wait_block(&wait, -1, CORO__WAIT_RELOCK, "coro_cond_wait");
+    return r ? EDEADLK : 0;
 }
 
 /* ----------------------------------------------------------------- cond */
@@ -125,14 +124,16 @@ int coro_cond_create(coro_cond_t **c)
 {
     if (!c)
         return EINVAL;
-    return (*c = calloc(1, sizeof **c)) ? 0 : ENOMEM;
+    return (*c = coro__sync_new(sizeof **c)) ? 0 : ENOMEM;
 }
 
 int coro_cond_destroy(coro_cond_t *c)
 {
     if (!c)
         return EINVAL;
-    if (c->q.head)
+    if (coro__sync_home(c->home))
+        return EPERM;
+    if (coro__waitq_first(&c->q))
         return EBUSY;
     free(c);
     return 0;
@@ -141,30 +142,41 @@ int coro_cond_destroy(coro_cond_t *c)
 int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline)
 {
     struct coro__waiter w = { .elem = NULL };
-    struct coro__wait wait = { .w = &w, .n = 1 };
+    struct coro__wait wait;
     int r, r2;
 
     if (!c || !m)
         return EINVAL;
-    if ((r = coro__wait_check(deadline)))
+    if ((r = coro__sync_home(c->home)) || (r = coro__sync_home(m->home)) ||
+        (r = coro__wait_check(deadline)))
         return r;
-    wait.co = coro__self();
-    if (m->owner != wait.co)
+    coro__wait_init(&wait, coro__self());
+    if (m->owner != coro_id(wait.co))
         return EPERM;
+    /* A passed deadline or a pending cancel ends the wait before m is
+     * released: after, taking m back could wait for another coroutine. */
+    if ((r = coro__wait_early(deadline)))
+        return r;
+    wait.w = &w;
+    wait.n = 1;
     w.wait = &wait;
     coro__waitq_push(&c->q, &w);
     mutex_release(m);
-    r = coro__wait_park(&wait, deadline);
+    r = coro__wait_block(&wait, deadline, CORO__WAIT_PLAIN, "coro_cond_wait");
     r2 = mutex_relock(m);
     return r2 ? r2 : r;
 }
 
 int coro_cond_signal(coro_cond_t *c)
 {
+    struct coro__waiter *w;
+
     if (!c)
         return EINVAL;
-    if (c->q.head)
-        coro__wake(c->q.head, 0);
+    if (coro__sync_home(c->home))
+        return EPERM;
+    if ((w = coro__waitq_claim(&c->q)))
+        coro__wake(w, 0);
     return 0;
 }
 
@@ -172,6 +184,8 @@ int coro_cond_broadcast(coro_cond_t *c)
 {
     if (!c)
         return EINVAL;
+    if (coro__sync_home(c->home))
+        return EPERM;
     coro__wake_all(&c->q, 0);
     return 0;
 }
@@ -182,7 +196,7 @@ int coro_sem_create(coro_sem_t **s, unsigned value)
 {
     if (!s)
         return EINVAL;
-    if (!(*s = calloc(1, sizeof **s)))
+    if (!(*s = coro__sync_new(sizeof **s)))
         return ENOMEM;
     (*s)->value = value;
     return 0;
@@ -192,7 +206,9 @@ int coro_sem_destroy(coro_sem_t *s)
 {
     if (!s)
         return EINVAL;
-    if (s->q.head)
+    if (coro__sync_home(s->home))
+        return EPERM;
+    if (coro__waitq_first(&s->q))
         return EBUSY;
     free(s);
     return 0;
@@ -204,21 +220,25 @@ int coro_sem_acquire(coro_sem_t *s, int64_t deadline)
 
     if (!s)
         return EINVAL;
-    if ((r = coro__wait_check(deadline)))
+    if ((r = coro__sync_home(s->home)) || (r = coro__wait_check(deadline)))
         return r;
     if (s->value) {
         s->value--;
         return 0;
     }
-    return coro__wait_on(&s->q, NULL, deadline); /* 0: release gave us one */
+    return coro__wait_on(&s->q, NULL, deadline, "coro_sem_acquire"); /* 0: we got one */
 }
 
 int coro_sem_release(coro_sem_t *s)
 {
+    struct coro__waiter *w;
+
     if (!s)
         return EINVAL;
-    if (s->q.head) {
-        coro__wake(s->q.head, 0);
+    if (coro__sync_home(s->home))
+        return EPERM;
+    if ((w = coro__waitq_claim(&s->q))) {
+        coro__wake(w, 0);
         return 0;
     }
     if (s->value == UINT_MAX)

@@ -1,13 +1,18 @@
-/* sched: one scheduler per thread: ready queue, spawn, the run loop,
- * park/unpark, join and cancel (see sched.h and include/coro.h,
- * "scheduler").
+/* sched: one scheduler per thread: ready queue, spawn, the run loop, the
+ * wake protocol's parking side, join, cancel and liveness (see sched.h and
+ * include/coro.h, "scheduler").
  *
  * The run loop lives on the thread's own stack and resumes one ready
- * coroutine at a time with coro_resume; a coroutine comes back to it by
- * parking (coro__park), yielding (it goes to the back of the ready queue)
- * or finishing.  Timers are checked once per round (each ready coroutine
- * runs at most once between two checks) and whenever nothing is ready;
- * with nothing ready the thread sleeps until the nearest deadline. */
+ * coroutine at a time; a coroutine comes back to it by parking, yielding
+ * (it goes to the back of the ready queue) or finishing.  Timers are
+ * checked once per round (each ready coroutine runs at most once between
+ * two checks) and whenever nothing is ready; with nothing ready the thread
+ * sleeps in one place, sched_idle, until the nearest deadline.
+ *
+ * The scheduler lives as long as its thread: made by the first spawn (or
+ * the first sync object), freed at thread exit by the per-thread context's
+ * teardown, so what later layers keep in it (a reactor, an inbox) outlives
+ * any one coro_run. */
 #define _GNU_SOURCE
 #include "sched.h"
 #include "timer.h"
@@ -18,79 +23,29 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
-/* The scheduler's data about one spawned coroutine (its coro->sched).
- * Owned by the scheduler; freed by coro_join, or when a detached coroutine
- * finishes. */
-struct task {
-    coro_t *co;
-    struct coro__sched *s;            /* the scheduler that runs it */
-    struct task *next;                /* ready queue link while queued */
-    struct task *prev_all, *next_all; /* list of every task not yet freed */
-    struct task *joiner;              /* the task parked in coro_join on it */
-    struct task *joining;             /* the task it is parked joining */
-    void *result;                     /* fn's return value, once finished */
-    const char *what;                 /* what its park waits for, or NULL */
-    struct coro__timer timer;         /* its deadline while parked with one */
-    int park_result;                  /* what its pending coro__park returns */
-    unsigned char parked;             /* in coro__park: on no ready queue */
-    unsigned char join_park;          /* the park is coro_join's */
-    unsigned char cancelled;          /* a cancel waits for its next park */
-    unsigned char detached;           /* no handle: freed when it finishes */
-    unsigned char finished;
-};
 
-/* Parks in a row that may switch straight to the next ready task. */
-#define HANDOFF_MAX 64
 
-/* One per thread (coro__thread.sched), made by the first coro_spawn and
- * freed when coro_run returns. */
-struct coro__sched {
-    struct task *head, *tail;   /* ready queue, FIFO */
-    size_t nready;
-    size_t round;               /* dispatches left before timers are checked */
-    unsigned handoffs;          /* parks that switched straight to the next
-                                 * ready task since the loop last ran */
-    struct task *running;       /* the task the run loop resumed, or NULL */
-    struct task *all;           /* every task not yet freed, newest first */
-    struct task *spare;         /* freed tasks kept for reuse (next links) */
-    size_t nspare;
-    size_t live;                /* tasks not finished */
-    struct coro__timers timers;
-    int drain;                  /* after a deadlock: 1 = parks other than
-                                 * joins fail at once, 2 = every park does */
-    int deadlocked;             /* a deadlock was reported in this run */
-};
 
 #define SPARE_MAX 256 /* freed tasks a scheduler keeps for reuse */
 
 #define task_of_timer(tm) \
-    ((struct task *)((char *)(tm) - offsetof(struct task, timer)))
+    ((struct coro__task *)((char *)(tm) - offsetof(struct coro__task, timer)))
 
-static void push_ready(struct coro__sched *s, struct task *k)
+/* Notes for the user that nobody asked for go to stderr only with
+ * CORO_DEBUG set (non-empty, not "0"). */
+static int verbose(void)
 {
-    k->next = NULL;
-    if (s->tail)
-        s->tail->next = k;
-    else
-        s->head = k;
-    s->tail = k;
-    s->nready++;
+    const char *e = getenv("CORO_DEBUG");
+
+    return e && *e && strcmp(e, "0") != 0;
 }
 
-static struct task *pop_ready(struct coro__sched *s)
-{
-    struct task *k = s->head;
 
-    s->head = k->next;
-    if (!s->head)
-        s->tail = NULL;
-    s->nready--;
-    return k;
-}
 
-static void free_task(struct coro__sched *s, struct task *k)
+static void free_task(struct coro__sched *s, struct coro__task *k)
 {
     if (k->prev_all)
         k->prev_all->next_all = k->next_all;
@@ -109,11 +64,10 @@ static void free_task(struct coro__sched *s, struct task *k)
     }
 }
 
-/* Frees the scheduler once no task is left. */
 static void sched_free(struct coro__sched *s)
 {
     while (s->spare) {
-        struct task *k = s->spare;
+        struct coro__task *k = s->spare;
         s->spare = k->next;
         free(k);
     }
@@ -121,93 +75,137 @@ static void sched_free(struct coro__sched *s)
     free(s);
 }
 
-static pthread_key_t sched_key;
-static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
-
-/* A thread that exits with coroutines spawned after its last coro_run:
- * they never ran; say so and free them. */
-static void thread_exit(void *p)
+/* Thread exit, first part of the teardown: coroutines spawned after the
+ * thread's last coro_run never ran; they are freed (with their stacks,
+ * while the stack layer is still there), then the scheduler. */
+static void sched_teardown(struct coro__sched *s)
 {
-    struct coro__sched *s = p;
     size_t n = 0;
 
     while (s->all) {
+        n += coro_state(s->all->co) == CORO_READY;
         free_task(s, s->all);
-        n++;
     }
-    if (n)
-        fprintf(stderr, "coro: a thread exits with %zu spawned coroutine%s that "
-                "never ran (no coro_run after coro_spawn); freed\n", n, n == 1 ? "" : "s");
+    if (n && verbose())
+        fprintf(stderr, "coro: a thread exits with %zu spawned coroutine%s that never "
+                "ran (no coro_run after coro_spawn); freed\n", n, n == 1 ? "" : "s");
     sched_free(s);
+}
+
+void coro__sched_thread_exit(struct coro__thread *t)
+{
+    if (t->sched)
+        sched_teardown(t->sched);
+    t->sched = NULL;
+}
+
+static pthread_key_t sched_key;
+static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
+static int sched_key_err;
+
+static void sched_key_exit(void *s)
+{
+    sched_teardown(s);
 }
 
 static void sched_key_init(void)
 {
-    pthread_key_create(&sched_key, thread_exit);
+    sched_key_err = pthread_key_create(&sched_key, sched_key_exit);
 }
 
 static struct coro__sched *sched_get(struct coro__thread *t)
 {
     if (!t->sched) {
         pthread_once(&sched_once, sched_key_init);
-        t->sched = calloc(1, sizeof(struct coro__sched));
-        if (t->sched)
-            pthread_setspecific(sched_key, t->sched);
+        if (sched_key_err)
+            return NULL;
+        struct coro__sched *s = calloc(1, sizeof *s);
+        if (!s)
+            return NULL;
+        if (pthread_setspecific(sched_key, s)) {
+            free(s);
+            return NULL;
+        }
+        t->sched = s;
     }
     return t->sched;
 }
 
-/* The task of the running coroutine if this thread's scheduler runs it. */
-static struct task *self_task(void)
+struct coro__sched *coro__sched_here(void)
 {
-    coro_t *co = coro__self();
-    struct task *k = co ? co->sched : NULL;
+    struct coro__thread *t = coro__thread_get();
 
-    return k && k->s->running == k ? k : NULL;
+    return t ? sched_get(t) : NULL;
 }
+
 
 int coro__sched_check(void)
 {
-    return self_task() ? 0 : EPERM;
+    return coro__self_task() ? 0 : EPERM;
 }
 
-static int park(struct task *k, int64_t deadline, int join, const char *what)
+void coro__wait_done(struct coro__wait *wait, int result, size_t index)
 {
-    struct coro__sched *s = k->s;
+    struct coro__task *k = wait->co->sched;
 
-    if (k->cancelled) {
+    wait->result = result;
+    wait->index = index;
+    coro__push_ready(k->s, k);
+}
+
+/* A wait that ends before it starts: a pending cancel, a deadlock being
+ * broken, or a deadline already passed.  0 when the wait may park. */
+static inline int wait_early(struct coro__task *k, int64_t deadline, enum coro__wait_kind kind)
+{
+    if (kind != CORO__WAIT_RELOCK && k->cancelled) {
         k->cancelled = 0;
         return ECANCELED;
     }
-    if (s->drain > join)
+    if (k->s->drain > (int)kind)
         return ECANCELED;
-    /* A deadline already passed still goes through the heap: it fires at
-     * the next check, in deadline order with the others. */
-    if (deadline >= 0)
-        coro__timers_add(&s->timers, &k->timer, deadline); /* room reserved at spawn */
-    k->parked = 1;
-    k->join_park = (unsigned char)join;
-    k->what = what;
-    if (s->head && !s->timers.n && s->handoffs < HANDOFF_MAX) {
-        /* Hand the thread straight to the next ready task: one switch
-         * instead of two through the run loop.  Only while no timer is
-         * pending, so timers are still checked once a round (the loop's
-         * fairness), and bounded, so the loop runs now and then. */
-        struct task *next = pop_ready(s);
-        s->handoffs++;
-        s->running = next;
-        coro__transfer(k->co, next->co);
-    } else {
-        coro_yield(NULL, NULL);
-    }
-    return k->park_result;
+    if (deadline >= 0 && (deadline == 0 || deadline <= coro_now()))
+        return ETIMEDOUT;
+    return 0;
 }
+
+int coro__wait_early(int64_t deadline)
+{
+    struct coro__task *k = coro__self_task();
+
+    return k ? wait_early(k, deadline, CORO__WAIT_PLAIN) : EPERM;
+}
+
+/* coro__wait_park with a deadline, a pending cancel or a deadlock being
+ * broken. */
+int coro__park_slow(struct coro__task *k, struct coro__wait *wait, int64_t deadline,
+                    enum coro__wait_kind kind, const char *what)
+{
+    int r = wait_early(k, deadline, kind);
+
+    if (r) {
+        /* Its wakers can reach the record already: take it from them.
+         * Losing is impossible while every waker runs on this thread (none
+         * ran since the caller queued it); one that won has ended it. */
+        return coro__wait_claim(wait) ? r : wait->result;
+    }
+    if (deadline >= 0)
+        coro__timers_add(&k->s->timers, &k->timer, deadline); /* room reserved at spawn */
+    r = coro__park_in(k, wait, kind, what);
+    /* The deadline, if it did not win, is still in the heap. */
+    if (k->timer.slot)
+        coro__timers_remove(&k->s->timers, &k->timer);
+    return r;
+}
+
 
 int coro__park_for(int64_t deadline, const char *what)
 {
-    struct task *k = self_task();
+    struct coro__wait wait;
 
-    return k ? park(k, deadline, 0, what) : EPERM;
+    if (deadline < -1)
+        return EINVAL;
+    coro__wait_init(&wait, coro__self());
+    return coro__wait_park(&wait, deadline, CORO__WAIT_PLAIN, what);
 }
 
 int coro__park(int64_t deadline)
@@ -215,36 +213,35 @@ int coro__park(int64_t deadline)
     return coro__park_for(deadline, NULL);
 }
 
-static void unpark(struct task *k, int result)
+/* Ends k's wait with result if nobody has claimed it; 1 if it did. */
+static int wake_task(struct coro__task *k, int result)
 {
-    if (!k->parked)
-        return;
-    k->parked = 0;
-    k->park_result = result;
-    if (k->timer.slot)
-        coro__timers_remove(&k->s->timers, &k->timer);
-    push_ready(k->s, k);
+    struct coro__wait *w = k->wait;
+
+    if (!w || !coro__wait_claim(w))
+        return 0;
+    coro__wait_done(w, result, 0);
+    return 1;
 }
 
 void coro__unpark(coro_t *co, int result)
 {
     if (co && co->sched)
-        unpark(co->sched, result);
+        wake_task(co->sched, result);
 }
 
 int coro_spawn(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
 {
     if (!fn)
         return EINVAL;
-    struct coro__thread *t = coro__thread_get();
-    struct coro__sched *s = t ? sched_get(t) : NULL;
+    struct coro__sched *s = coro__sched_here();
     if (!s)
         return ENOMEM;
     /* Each live task may hold one deadline: room for it now, so that
      * parking never fails. */
     if (s->live >= s->timers.cap && coro__timers_reserve(&s->timers, s->live + 1))
         return ENOMEM;
-    struct task *k = s->spare;
+    struct coro__task *k = s->spare;
     if (k) {
         s->spare = k->next;
         s->nspare--;
@@ -257,7 +254,7 @@ int coro_spawn(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
         free(k);
         return err;
     }
-    *k = (struct task){0};
+    *k = (struct coro__task){0};
     k->co = co;
     k->s = s;
     k->detached = !out;
@@ -267,13 +264,13 @@ int coro_spawn(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     s->all = k;
     co->sched = k;
     s->live++;
-    push_ready(s, k);
+    coro__push_ready(s, k);
     if (out)
         *out = co;
     return 0;
 }
 
-static void finish(struct coro__sched *s, struct task *k, void *result)
+static void finish(struct coro__sched *s, struct coro__task *k, void *result)
 {
     k->finished = 1;
     k->result = result;
@@ -281,10 +278,10 @@ static void finish(struct coro__sched *s, struct task *k, void *result)
     if (k->detached) {
         free_task(s, k);
     } else if (k->joiner) {
-        struct task *j = k->joiner;
+        struct coro__wait *j = k->joiner;
         k->joiner = NULL;
-        j->joining = NULL;
-        unpark(j, 0);
+        if (coro__wait_claim(j))
+            coro__wait_done(j, 0, 0);
     }
 }
 
@@ -294,53 +291,70 @@ static void fire_timers(struct coro__sched *s)
     struct coro__timer *tm;
 
     while ((tm = coro__timers_pop_due(&s->timers, now)))
-        unpark(task_of_timer(tm), ETIMEDOUT);
+        wake_task(task_of_timer(tm), ETIMEDOUT);
 }
 
-/* Nothing is ready: sleeps until the nearest deadline. */
-static void idle(struct coro__sched *s)
+/* Nothing is ready: the thread sleeps until deadline (-1: until woken).
+ * The one place a scheduler waits (the io layer's reactor goes here). */
+static void sched_idle(struct coro__sched *s, int64_t deadline)
 {
-    int64_t d = coro__timers_first(&s->timers);
-    struct timespec ts = {(time_t)(d / 1000000000), (long)(d % 1000000000)};
+    struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
 
+    (void)s;
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
     }
 }
 
-/* Every live task is parked and no timer is pending: says which, then
- * cancels their waits so that they can unwind and finish.  From then on,
- * parks fail at once (joins excepted, as the coroutine joined can no longer
- * block; a second deadlock, of joins only, fails those too). */
-static void deadlock(struct coro__sched *s)
+/* A task waits with nothing left that could wake it. */
+static int stuck(const struct coro__task *k)
+{
+    return k->wait && !coro__wait_claimed(k->wait);
+}
+
+static void report(struct coro__sched *s)
+{
+    fprintf(stderr, "coro: deadlock: %zu coroutine%s parked with nothing to wake %s:\n",
+            s->live, s->live == 1 ? "" : "s", s->live == 1 ? "it" : "them");
+    for (struct coro__task *k = s->all; k; k = k->next_all) {
+        if (!stuck(k))
+            continue;
+        fprintf(stderr, "coro:   #%" PRIu64 " \"%s\"", coro_id(k->co), coro_name(k->co));
+        if (k->what)
+            fprintf(stderr, " in %s", k->what);
+        if (k->joining)
+            fprintf(stderr, " of #%" PRIu64, coro_id(k->joining->co));
+        fputc('\n', stderr);
+    }
+    fputs("coro: their waits return ECANCELED; coro_run returns EDEADLK\n", stderr);
+}
+
+/* Liveness: nothing is ready, no deadline is pending, and nothing else
+ * (no other thread, no fd: none exist yet) can end a wait, yet tasks are
+ * live: every one of them is parked for good.  Says which, then breaks the
+ * deadlock in stages, each failing the waits of one more kind and, from
+ * then on, every new wait of that kind at once, so the coroutines can only
+ * unwind: first plain waits, then (if only joins are left) joins, last
+ * condition waits taking their mutex back.  0 once something was woken;
+ * -1 when nothing could be (a task is neither ready nor parked). */
+static int deadlock(struct coro__sched *s)
 {
     if (!s->deadlocked) {
         s->deadlocked = 1;
-        fprintf(stderr, "coro: deadlock: %zu coroutine%s parked with nothing to wake %s:\n",
-                s->live, s->live == 1 ? "" : "s", s->live == 1 ? "it" : "them");
-        for (struct task *k = s->all; k; k = k->next_all) {
-            if (!k->parked)
-                continue;
-            fprintf(stderr, "coro:   #%" PRIu64 " \"%s\"", coro_id(k->co), coro_name(k->co));
-            if (k->what)
-                fprintf(stderr, " in %s", k->what);
-            if (k->joining)
-                fprintf(stderr, " of #%" PRIu64, coro_id(k->joining->co));
-            fputc('\n', stderr);
-        }
-        fputs("coro: their waits return ECANCELED; coro_run returns EDEADLK\n", stderr);
+        report(s);
     }
-    s->drain++;
-    int woken = 0;
-    for (struct task *k = s->all; k; k = k->next_all)
-        if (k->parked && (s->drain > 1 || !k->join_park)) {
-            unpark(k, ECANCELED);
-            woken = 1;
-        }
-    if (!woken && s->drain == 1)
-        deadlock(s);
+    while (s->drain <= CORO__WAIT_RELOCK) {
+        int woken = 0;
+        s->drain++;
+        for (struct coro__task *k = s->all; k; k = k->next_all)
+            if (stuck(k) && k->kind < s->drain)
+                woken |= wake_task(k, ECANCELED);
+        if (woken)
+            return 0;
+    }
+    return -1;
 }
 
-static void dispatch(struct coro__sched *s, struct task *k)
+static void dispatch(struct coro__sched *s, struct coro__task *k)
 {
     void *ret = NULL;
 
@@ -356,13 +370,13 @@ static void dispatch(struct coro__sched *s, struct task *k)
     }
     if (coro_state(k->co) == CORO_FINISHED)
         finish(s, k, ret);
-    else if (!k->parked)
-        push_ready(s, k); /* it yielded */
+    else if (!k->wait)
+        coro__push_ready(s, k); /* it yielded */
 }
 
-/* Live tasks, none ready, none parked (every park fails by now): some
- * spawned coroutine was resumed outside the scheduler. */
-static void lost(struct coro__sched *s)
+/* Live tasks, none ready, none parked: some spawned coroutine was resumed
+ * outside the scheduler. */
+static _Noreturn void lost(struct coro__sched *s)
 {
     fprintf(stderr, "coro: %zu spawned coroutine%s neither ready nor parked "
             "(resumed outside the scheduler?)\n", s->live, s->live == 1 ? "" : "s");
@@ -380,10 +394,8 @@ static int loop(struct coro__sched *s)
                 if (!s->live)
                     break;
                 if (s->timers.n)
-                    idle(s);
-                else if (s->drain < 2)
-                    deadlock(s);
-                else
+                    sched_idle(s, coro__timers_first(&s->timers));
+                else if (deadlock(s))
                     lost(s);
                 continue;
             }
@@ -391,7 +403,7 @@ static int loop(struct coro__sched *s)
         }
         s->round--;
         s->handoffs = 0;
-        dispatch(s, pop_ready(s));
+        dispatch(s, coro__pop_ready(s));
     }
     return s->deadlocked ? EDEADLK : 0;
 }
@@ -409,42 +421,44 @@ int coro_run(void)
         return 0;
     int err = loop(s);
     while (s->all) {
-        struct task *k = s->all;
-        fprintf(stderr, "coro: coroutine #%" PRIu64 " \"%s\" finished but was "
-                "never joined; freed by coro_run\n", coro_id(k->co), coro_name(k->co));
+        struct coro__task *k = s->all;
+        if (verbose())
+            fprintf(stderr, "coro: coroutine #%" PRIu64 " \"%s\" finished but was "
+                    "never joined; freed by coro_run\n", coro_id(k->co), coro_name(k->co));
         free_task(s, k);
     }
-    sched_free(s);
-    t->sched = NULL;
-    pthread_setspecific(sched_key, NULL);
+    s->drain = 0;
+    s->deadlocked = 0;
     return err;
 }
 
-int coro_join_until(coro_t *co, void **result, int64_t deadline)
+int coro_join(coro_t *co, void **result, int64_t deadline)
 {
-    struct task *self = self_task();
+    struct coro__task *self = coro__self_task();
 
     if (!self)
         return EPERM;
     if (!co || !co->sched || deadline < -1)
         return EINVAL;
-    struct task *k = co->sched;
+    struct coro__task *k = co->sched;
     if (k->s != self->s)
         return EPERM;
-    for (struct task *x = k; x; x = x->joining)
+    for (struct coro__task *x = k; x; x = x->joining)
         if (x == self)
             return EDEADLK;
     if (k->detached || k->joiner)
         return EINVAL;
     if (!k->finished) {
-        k->joiner = self;
+        struct coro__wait wait;
+        coro__wait_init(&wait, self->co);
+        k->joiner = &wait;
         self->joining = k;
-        int err = park(self, deadline, 1, "coro_join");
-        if (err) {
+        int err = coro__wait_park(&wait, deadline, CORO__WAIT_JOIN, "coro_join");
+        self->joining = NULL;
+        if (k->joiner == &wait)
             k->joiner = NULL;
-            self->joining = NULL;
+        if (err)
             return err;
-        }
     }
     if (result)
         *result = k->result;
@@ -452,24 +466,18 @@ int coro_join_until(coro_t *co, void **result, int64_t deadline)
     return 0;
 }
 
-int coro_join(coro_t *co, void **result)
-{
-    return coro_join_until(co, result, -1);
-}
-
 int coro_cancel(coro_t *co)
 {
     if (!co || !co->sched)
         return EINVAL;
-    struct task *k = co->sched;
-    struct coro__thread *t = coro__thread_get();
-    if (!t || k->s != t->sched)
+    struct coro__task *k = co->sched;
+    if (k->s != coro__sched_current())
         return EPERM;
     if (k->finished)
         return ESRCH;
-    if (k->parked)
-        unpark(k, ECANCELED);
-    else
+    /* No wait now, one that cannot be cancelled, or one someone else
+     * ended first: the cancel ends the next one. */
+    if (!(k->wait && k->kind != CORO__WAIT_RELOCK && wake_task(k, ECANCELED)))
         k->cancelled = 1;
     return 0;
 }

@@ -1,38 +1,252 @@
-/* sched: one scheduler per thread (see include/coro.h, "scheduler").
+/* sched: one scheduler per thread (see include/coro.h, "scheduler"), and
+ * the one wake protocol every wait in libcoro is built on.
  *
- * Every wait in libcoro (sync, timer, later io) is built on park/unpark:
- * a primitive puts the running coroutine on its own wait list, calls
- * coro__park, and whoever satisfies the wait calls coro__unpark.  The
- * scheduler state is one struct per thread (coro__thread.sched), so a later
- * layer can run one per thread and wake coroutines across threads. */
+ * A coroutine that waits fills in a wait record of its own (struct
+ * coro__wait, on its stack), makes it reachable to whoever may end the
+ * wait (an object's wait list, the timer heap through its deadline, its
+ * task for coro_cancel), and parks.  Each of those wakers first claims the
+ * record, WAITING -> CLAIMED by compare-and-swap: exactly one wins, and
+ * only the winner touches the waiter's data (copies a channel element into
+ * it, hands it a mutex) and then makes it ready with coro__wait_done.  A
+ * waker that loses does nothing.  The woken coroutine takes its record off
+ * every list it is still on.  A cancel whose claim loses stays pending and
+ * ends the coroutine's next wait at once.
+ *
+ * The claim is an atomic operation and the record says which coroutine to
+ * wake, so a waker on another thread can use the same protocol: what it
+ * cannot do is touch the waiter's scheduler, which is why making ready goes
+ * through one function (coro__wait_done). */
 #ifndef CORO_SCHED_H
 #define CORO_SCHED_H
 
 #include "coroutine.h"
+#include "timer.h"
 
+#include <errno.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
+
+enum {
+    CORO__WAITING = 0,      /* nobody has claimed the record yet */
+    CORO__CLAIMED = 1       /* a waker won it; the wait is over */
+};
+
+/* What a wait is, for coro_cancel and for coro_run's deadlock breaking. */
+enum coro__wait_kind {
+    CORO__WAIT_PLAIN = 0,   /* cancellable; failed by a deadlock */
+    CORO__WAIT_JOIN = 1,    /* cancellable; failed only when joins are all
+                             * that is left */
+    CORO__WAIT_RELOCK = 2   /* a condition wait taking its mutex back: not
+                             * cancellable, failed only as a last resort */
+};
+
+/* One wait of one coroutine.  Owned by the waiting coroutine (on its
+ * stack), from coro__wait_init until coro__wait_park returns. */
+struct coro__wait {
+    atomic_int state;       /* CORO__WAITING / CORO__CLAIMED */
+    int result;             /* set by the winner before it makes co ready */
+    size_t index;           /* the winner's clause (select), else 0 */
+    coro_t *co;             /* the waiting coroutine */
+    struct coro__waiter *w; /* the places it is queued on (sync), or NULL */
+    size_t n;
+};
+
+static inline void coro__wait_init(struct coro__wait *wait, coro_t *co)
+{
+    atomic_init(&wait->state, CORO__WAITING);
+    wait->result = 0;
+    wait->index = 0;
+    wait->co = co;
+    wait->w = NULL;
+    wait->n = 0;
+}
+
+/* 1 if the caller won wait (and must end it with coro__wait_done), 0 if
+ * another waker did first. */
+static inline int coro__wait_claim(struct coro__wait *wait)
+{
+    int expected = CORO__WAITING;
+
+    return atomic_compare_exchange_strong_explicit(&wait->state, &expected, CORO__CLAIMED,
+                                                   memory_order_acq_rel,
+                                                   memory_order_acquire);
+}
+
+static inline int coro__wait_claimed(struct coro__wait *wait)
+{
+    return atomic_load_explicit(&wait->state, memory_order_acquire) != CORO__WAITING;
+}
+
+/* Ends a wait the caller claimed: its coro__wait_park returns result (and
+ * index says which clause).  co must be parked in it. */
+void coro__wait_done(struct coro__wait *wait, int result, size_t index);
+
+/* Parks the running scheduled coroutine in wait (initialised, already
+ * reachable by its wakers) until a waker claims it, the deadline passes
+ * (ETIMEDOUT) or coro_cancel (ECANCELED; not for CORO__WAIT_RELOCK).  A
+ * deadline already passed (<= now, 0 included) returns ETIMEDOUT at once,
+ * without parking and without letting another coroutine run; so does a
+ * pending cancel (ECANCELED).  what names the wait in coro_run's deadlock
+ * report: a string that outlives it, such as "coro_chan_recv".  The caller
+ * takes its record off its lists afterwards (lazy unlink): when this
+ * returns nobody else touches wait any more.
+ * Returns the winner's result, ETIMEDOUT, ECANCELED, or EPERM when the
+ * caller is not a coroutine run by this thread's scheduler. */
+static inline int coro__wait_park(struct coro__wait *wait, int64_t deadline,
+                                  enum coro__wait_kind kind, const char *what);
+
+/* What coro__wait_park would return at once for a plain wait, without
+ * parking: ECANCELED (consuming a pending cancel), ETIMEDOUT for a passed
+ * deadline, EPERM; 0 when the wait would park.  For calls that must decide
+ * before they do anything that cannot be undone. */
+int coro__wait_early(int64_t deadline);
 
 /* 0 when the caller is a coroutine run by this thread's scheduler (made by
  * coro_spawn), EPERM otherwise: blocking calls check this first. */
 int coro__sched_check(void);
 
-/* Parks the running scheduled coroutine until one of:
- *   coro__unpark(co, r)       returns r
- *   the deadline passes       returns ETIMEDOUT (deadline -1: never)
- *   coro_cancel(co)           returns ECANCELED
- * A cancel that arrived while the coroutine was not parked makes the next
- * park return ECANCELED at once.  The caller has put itself on its wait
- * list before, and takes itself off when the result is ETIMEDOUT or
- * ECANCELED (an unpark with a result means the waker took it off). */
-int coro__park(int64_t deadline);
+/* This thread's scheduler, made if needed (it lives until the thread
+ * exits); NULL only when memory or the thread's state cannot be had.
+ * Sync objects keep the one they were made on. */
+struct coro__sched *coro__sched_here(void);
 
-/* coro__park, naming the wait for coro_run's deadlock report: what is a
- * string that outlives the wait, such as the public function's name
- * ("coro_chan_recv"); NULL says nothing. */
+/* This thread's scheduler if it has one, else NULL: cheap. */
+static inline struct coro__sched *coro__sched_current(void)
+{
+    struct coro__thread *t = coro__tl;
+
+    return t ? (struct coro__sched *)t->sched : NULL;
+}
+
+/* A wait with no object: parks until coro__unpark, the deadline or a
+ * cancel, for tests and for layers whose wakers only know the coroutine.
+ * Returns as coro__wait_park. */
+int coro__park(int64_t deadline);
 int coro__park_for(int64_t deadline, const char *what);
 
-/* Makes parked co ready again; its coro__park returns result.  Cancels its
- * deadline.  co must be parked, on this thread. */
+/* Ends co's current wait with result if it is parked in coro__park and
+ * nobody claimed it first; otherwise nothing. */
 void coro__unpark(coro_t *co, int result);
+
+/* ------------------------------------------------------------------
+ * The scheduler's own data, here so that a wait's fast path inlines into
+ * the sync layer's calls (a park is on every channel operation).  Only
+ * lib/sched.c and the inline functions below touch these fields. */
+
+/* The scheduler's data about one spawned coroutine (its coro->sched).
+ * Owned by the scheduler; freed by coro_join, or when a detached coroutine
+ * finishes. */
+struct coro__task {
+    coro_t *co;
+    struct coro__sched *s;            /* the scheduler that runs it */
+    struct coro__task *next;                /* ready queue link while queued */
+    struct coro__task *prev_all, *next_all; /* list of every task not yet freed */
+    struct coro__wait *wait;          /* its wait record while parked, else NULL */
+    struct coro__wait *joiner;        /* the record of the task joining it */
+    struct coro__task *joining;             /* the task it is parked joining */
+    void *result;                     /* fn's return value, once finished */
+    const char *what;                 /* the call its park waits in, or NULL */
+    struct coro__timer timer;         /* its deadline while parked with one */
+    unsigned char kind;               /* enum coro__wait_kind of its park */
+    unsigned char cancelled;          /* a cancel waits for its next wait */
+    unsigned char detached;           /* no handle: freed when it finishes */
+    unsigned char finished;
+};
+
+/* Parks in a row that may switch straight to the next ready task. */
+#define HANDOFF_MAX 64
+
+/* One per thread (coro__thread.sched), from its first use to its exit. */
+struct coro__sched {
+    struct coro__task *head, *tail;   /* ready queue, FIFO */
+    size_t nready;
+    size_t round;               /* dispatches left before timers are checked */
+    unsigned handoffs;          /* parks that switched straight to the next
+                                 * ready task since the loop last ran */
+    struct coro__task *running;       /* the task the run loop resumed, or NULL */
+    struct coro__task *all;           /* every task not yet freed, newest first */
+    struct coro__task *spare;         /* freed tasks kept for reuse (next links) */
+    size_t nspare;
+    size_t live;                /* tasks not finished */
+    struct coro__timers timers;
+    int drain;                  /* after a deadlock: parks of a kind below it
+                                 * fail at once (see deadlock) */
+    int deadlocked;             /* a deadlock was reported in this run */
+};
+
+static inline void coro__push_ready(struct coro__sched *s, struct coro__task *k)
+{
+    k->next = NULL;
+    if (s->tail)
+        s->tail->next = k;
+    else
+        s->head = k;
+    s->tail = k;
+    s->nready++;
+}
+
+static inline struct coro__task *coro__pop_ready(struct coro__sched *s)
+{
+    struct coro__task *k = s->head;
+
+    s->head = k->next;
+    if (!s->head)
+        s->tail = NULL;
+    s->nready--;
+    return k;
+}
+
+/* The task of the running coroutine if this thread's scheduler runs it. */
+static inline struct coro__task *coro__self_task(void)
+{
+    coro_t *co = coro__self();
+    struct coro__task *k = co ? co->sched : NULL;
+
+    return k && k->s->running == k ? k : NULL;
+}
+
+/* lib/sched.c: coro__wait_park with a deadline, a pending cancel or a
+ * deadlock being broken. */
+int coro__park_slow(struct coro__task *k, struct coro__wait *wait, int64_t deadline,
+                    enum coro__wait_kind kind, const char *what);
+
+/* Parks k in wait; the scheduler runs others until a waker makes it
+ * ready.  Returns the winner's result. */
+static inline int coro__park_in(struct coro__task *k, struct coro__wait *wait,
+                                enum coro__wait_kind kind, const char *what)
+{
+    struct coro__sched *s = k->s;
+
+    k->wait = wait;
+    k->kind = (unsigned char)kind;
+    k->what = what;
+    if (s->head && !s->timers.n && s->handoffs < HANDOFF_MAX) {
+        /* Hand the thread straight to the next ready task: one switch
+         * instead of two through the run loop.  Only while no timer is
+         * pending, so timers are still checked once a round (the loop's
+         * fairness), and bounded, so the loop runs now and then. */
+        struct coro__task *next = coro__pop_ready(s);
+        s->handoffs++;
+        s->running = next;
+        coro__transfer(k->co, next->co);
+    } else {
+        coro_yield(NULL, NULL);
+    }
+    k->wait = NULL;
+    return wait->result;
+}
+
+static inline int coro__wait_park(struct coro__wait *wait, int64_t deadline,
+                                  enum coro__wait_kind kind, const char *what)
+{
+    struct coro__task *k = coro__self_task();
+
+    if (!k)
+        return EPERM;
+    if (__builtin_expect(deadline >= 0 || k->cancelled || k->s->drain, 0))
+        return coro__park_slow(k, wait, deadline, kind, what);
+    return coro__park_in(k, wait, kind, what);
+}
 
 #endif

@@ -1,11 +1,17 @@
-/* sync: the wait lists under channels, select and the locks.
+/* sync: the wait lists under channels, select and the locks, on the wake
+ * protocol of sched.h.
  *
- * A coroutine that must wait builds a wait record on its own stack: one
- * waiter per object it waits on (one, or one per select clause), each
- * queued on that object's FIFO list, then parks.  Whoever satisfies the
- * wait takes every waiter of the record off its list, stores the result
- * and unparks the coroutine, so a list only ever holds live waiters.
- * Single-threaded: a scheduler's objects are used by its own thread. */
+ * A coroutine that must wait builds, on its own stack, a wait record and
+ * one waiter per object it waits on (one, or one per select clause), each
+ * queued on that object's FIFO list, then parks.  A waker takes the first
+ * waiter whose record it can claim off the list, does the transfer (an
+ * element, the mutex, a unit) and ends the wait; a waiter whose record
+ * someone else claimed (its deadline, a cancel, another clause) is dropped
+ * from the list by whoever meets it, and its coroutine takes the rest of
+ * its waiters off their lists when it runs.
+ *
+ * Every object belongs to the scheduler of the thread that made it: used
+ * from another thread it refuses with EPERM (the mt layer lifts this). */
 #ifndef CORO_SYNC_H
 #define CORO_SYNC_H
 
@@ -14,8 +20,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
-
-struct coro__wait;
+#include <stdlib.h>
 
 /* One place a coroutine waits.  Owned by the waiting coroutine (on its
  * stack); linked into an object's list while queued. */
@@ -23,7 +28,8 @@ struct coro__waiter {
     struct coro__waiter *prev, *next;
     struct coro__waitq *q;     /* the list it is on; NULL when off */
     struct coro__wait *wait;   /* the record it belongs to */
-    void *elem;                /* channels: element to send or room to receive */
+    void *elem;                /* channels: element to send or room to receive;
+                                * future: where the value goes */
     size_t index;              /* its clause number in a select */
 };
 
@@ -32,16 +38,13 @@ struct coro__waitq {
     struct coro__waiter *head, *tail;
 };
 
-/* One wait of one coroutine, over n waiters. */
-struct coro__wait {
-    coro_t *co;                /* the waiting coroutine */
-    struct coro__waiter *w;    /* its waiters */
-    size_t n;
-    int fired;                 /* set by the waker: the wait is satisfied */
-    int result;                /* the waker's result (0, EPIPE) */
-    size_t index;              /* clause of the waiter that was fired */
-};
-
+/* A waiter lives on its coroutine's stack and is always off every list
+ * before its wait returns (the waker or the woken coroutine unlinks it),
+ * which gcc 12's -Wdangling-pointer cannot see through the park. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
 static inline void coro__waitq_push(struct coro__waitq *q, struct coro__waiter *w)
 {
     w->q = q;
@@ -53,6 +56,9 @@ static inline void coro__waitq_push(struct coro__waitq *q, struct coro__waiter *
         q->head = w;
     q->tail = w;
 }
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
 
 static inline void coro__waitq_unlink(struct coro__waiter *w)
 {
@@ -71,56 +77,97 @@ static inline void coro__waitq_unlink(struct coro__waiter *w)
     w->q = NULL;
 }
 
-/* Satisfies the wait that w belongs to: takes all its waiters off their
- * lists and unparks its coroutine with result. */
+/* The first waiter of q whose wait nobody has claimed yet, or NULL;
+ * claimed ones met on the way are dropped from q. */
+static inline struct coro__waiter *coro__waitq_first(struct coro__waitq *q)
+{
+    struct coro__waiter *w;
+
+    while ((w = q->head) && coro__wait_claimed(w->wait))
+        coro__waitq_unlink(w);
+    return w;
+}
+
+/* Takes off q and claims the first waiter whose wait the caller wins, or
+ * returns NULL.  The caller then does the transfer and calls coro__wake. */
+static inline struct coro__waiter *coro__waitq_claim(struct coro__waitq *q)
+{
+    struct coro__waiter *w;
+
+    while ((w = q->head)) {
+        coro__waitq_unlink(w);
+        if (coro__wait_claim(w->wait))
+            return w;
+    }
+    return NULL;
+}
+
+/* Ends the wait of claimed waiter w with result. */
 static inline void coro__wake(struct coro__waiter *w, int result)
 {
-    struct coro__wait *wait = w->wait;
-
-    for (size_t i = 0; i < wait->n; i++)
-        coro__waitq_unlink(&wait->w[i]);
-    wait->fired = 1;
-    wait->result = result;
-    wait->index = w->index;
-    coro__unpark(wait->co, result);
+    coro__wait_done(w->wait, result, w->index);
 }
 
 /* Wakes every waiter of q with result. */
 static inline void coro__wake_all(struct coro__waitq *q, int result)
 {
-    while (q->head)
-        coro__wake(q->head, result);
+    struct coro__waiter *w;
+
+    while ((w = coro__waitq_claim(q)))
+        coro__wake(w, result);
 }
 
-/* Parks the caller, whose waiters are queued, until woken or until the
- * deadline or a cancel; then takes its waiters off their lists.  Returns
- * the waker's result, or ETIMEDOUT / ECANCELED. */
-static inline int coro__wait_park(struct coro__wait *wait, int64_t deadline)
+/* Parks the caller, whose waiters are queued, until a waker, the deadline
+ * or a cancel ends the wait (see coro__wait_park); then takes its waiters
+ * off their lists. */
+static inline int coro__wait_block(struct coro__wait *wait, int64_t deadline,
+                                   enum coro__wait_kind kind, const char *what)
 {
-    int r;
+    int r = coro__wait_park(wait, deadline, kind, what);
 
-    do /* an unpark is always a wake, but do not trust it blindly */
-        r = coro__park(deadline);
-    while (r == 0 && !wait->fired);
-    if (wait->fired)
-        return wait->result;
     for (size_t i = 0; i < wait->n; i++)
         coro__waitq_unlink(&wait->w[i]);
     return r;
 }
 
-/* Queues the caller on q with elem and waits (see coro__wait_park). */
-static inline int coro__wait_on(struct coro__waitq *q, void *elem, int64_t deadline)
+/* Queues the caller on q with elem and waits (see coro__wait_block). */
+static inline int coro__wait_on(struct coro__waitq *q, void *elem, int64_t deadline,
+                                const char *what)
 {
     struct coro__waiter w = { .elem = elem };
-    struct coro__wait wait = { .co = coro__self(), .w = &w, .n = 1 };
+    struct coro__wait wait;
 
+    coro__wait_init(&wait, coro__self());
+    wait.w = &w;
+    wait.n = 1;
     w.wait = &wait;
     coro__waitq_push(q, &w);
-    return coro__wait_park(&wait, deadline);
+    int r = coro__wait_park(&wait, deadline, CORO__WAIT_PLAIN, what);
+    coro__waitq_unlink(&w);
+    return r;
 }
 
-/* The checks every waiting call makes first: EINVAL for a deadline below
+/* A zeroed object of size bytes whose first member is its home scheduler,
+ * set to this thread's; NULL when memory cannot be had. */
+static inline void *coro__sync_new(size_t size)
+{
+    struct coro__sched *home = coro__sched_here();
+    struct coro__sched **o;
+
+    if (!home || !(o = calloc(1, size)))
+        return NULL;
+    *o = home;
+    return o;
+}
+
+/* The checks every call on an object makes first: EPERM from a thread
+ * other than the object's own. */
+static inline int coro__sync_home(const struct coro__sched *home)
+{
+    return home == coro__sched_current() ? 0 : EPERM;
+}
+
+/* The checks every waiting call makes next: EINVAL for a deadline below
  * -1, EPERM outside a scheduled coroutine. */
 static inline int coro__wait_check(int64_t deadline)
 {

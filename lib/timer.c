@@ -117,13 +117,15 @@ int64_t coro_now(void)
 
 int coro_sleep_until(int64_t deadline)
 {
+    struct coro__wait wait;
     int err = coro__sched_check();
 
     if (err)
         return err;
     if (deadline < -1)
         return EINVAL;
-    err = coro__park_for(deadline, "coro_sleep_until");
+    coro__wait_init(&wait, coro__self());
+    err = coro__wait_park(&wait, deadline, CORO__WAIT_PLAIN, "coro_sleep_until");
     return err == ETIMEDOUT ? 0 : err;
 }
 

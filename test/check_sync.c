@@ -9,6 +9,9 @@
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -71,7 +74,7 @@ static void reset(void)
 
 /* Shared objects of the running test. */
 static coro_chan_t *ch, *ch2;
-static coro_mutex_t *mx;
+static coro_mutex_t *mx, *mx2;
 static coro_cond_t *cv;
 static coro_sem_t *sem;
 static coro_wg_t *wg;
@@ -1487,6 +1490,525 @@ END_TEST
 
 /* ------------------------------------------------------------------ suite */
 
+/* ---------------------------------------------------------------- wake */
+/* The wake protocol (lib/sched.h): exactly one waker ends a wait, and a
+ * cancel that loses the race is kept for the next wait. */
+
+static int got[8];
+static coro_t *waiter;
+
+/* Receives from ch (result and value in got[0], got[1]), then waits once
+ * more (result in got[2]). */
+static void *recv_then_wait(void *arg)
+{
+    int v = -1;
+
+    (void)arg;
+    got[0] = coro_chan_recv(ch, &v, -1);
+    got[1] = v;
+    got[2] = coro_chan_recv(ch2, NULL, soon());
+    return NULL;
+}
+
+/* The same through a select over ch and ch2. */
+static void *select_then_wait(void *arg)
+{
+    int v = -1;
+    size_t i = 99;
+    coro_select_clause_t cl[2] = {
+        { ch2, CORO_SELECT_RECV, NULL },
+        { ch, CORO_SELECT_RECV, &v },
+    };
+
+    (void)arg;
+    got[0] = coro_select(cl, 2, -1, &i);
+    got[1] = v;
+    got[3] = (int)i;
+    got[2] = coro_chan_recv(ch2, NULL, soon());
+    return NULL;
+}
+
+/* Locks mx (result in got[0]; unlocks it if it got it), then waits once
+ * more (got[2]). */
+static void *lock_then_wait(void *arg)
+{
+    (void)arg;
+    got[0] = coro_mutex_lock(mx, -1);
+    if (got[0] == 0)
+        ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    got[2] = coro_chan_recv(ch2, NULL, soon());
+    return NULL;
+}
+
+static void wake_setup(void)
+{
+    reset();
+    memset(got, -1, sizeof got);
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 0), 0);
+    ck_assert_int_eq(coro_chan_create(&ch2, sizeof(int), 0), 0);
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+}
+
+static void wake_teardown(void)
+{
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_chan_destroy(ch2), 0);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+}
+
+/* _i: 0 the waiter receives, 1 it selects.  The cancel comes first, then
+ * a sender, both before the waiter runs again: the cancel ends the wait,
+ * so the sender finds nobody to take its element (a try gives
+ * ETIMEDOUT), and nothing is lost. */
+static void *cancel_then_send(void *arg)
+{
+    int v = 7;
+
+    ck_assert_int_eq(coro_spawn(&waiter, arg ? select_then_wait : recv_then_wait,
+                                NULL, NULL), 0);
+    coro_yield(NULL, NULL); /* it parks */
+    ck_assert_int_eq(coro_cancel(waiter), 0);
+    ck_assert_int_eq(coro_chan_send(ch, &v, 0), ETIMEDOUT);
+    ck_assert_int_eq(coro_join(waiter, NULL, -1), 0);
+    return NULL;
+}
+
+START_TEST(wake_cancel_then_send)
+{
+    wake_setup();
+    spawn(cancel_then_send, (void *)(intptr_t)_i);
+    run();
+    ck_assert_int_eq(got[0], ECANCELED);
+    ck_assert_int_eq(got[2], ETIMEDOUT); /* the cancel was used once */
+    wake_teardown();
+}
+END_TEST
+
+/* The send comes first, then the cancel: the wait completed (the element
+ * is delivered), and the cancel ends the waiter's next wait at once. */
+static void *send_then_cancel(void *arg)
+{
+    int v = 7;
+
+    ck_assert_int_eq(coro_spawn(&waiter, arg ? select_then_wait : recv_then_wait,
+                                NULL, NULL), 0);
+    coro_yield(NULL, NULL);
+    ck_assert_int_eq(coro_chan_send(ch, &v, 0), 0);
+    ck_assert_int_eq(coro_cancel(waiter), 0);
+    ck_assert_int_eq(coro_join(waiter, NULL, -1), 0);
+    return NULL;
+}
+
+START_TEST(wake_send_then_cancel)
+{
+    wake_setup();
+    spawn(send_then_cancel, (void *)(intptr_t)_i);
+    run();
+    ck_assert_int_eq(got[0], 0);
+    ck_assert_int_eq(got[1], 7);
+    if (_i)
+        ck_assert_int_eq(got[3], 1);
+    ck_assert_int_eq(got[2], ECANCELED); /* at once, not after `soon` */
+    wake_teardown();
+}
+END_TEST
+
+/* A mutex: cancel then unlock leaves it free (the cancelled waiter does
+ * not get it); unlock then cancel gives it to the waiter, and the cancel
+ * ends its next wait. */
+static void *lock_races(void *arg)
+{
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    ck_assert_int_eq(coro_spawn(&waiter, lock_then_wait, NULL, NULL), 0);
+    coro_yield(NULL, NULL); /* it waits for mx */
+    if (arg) {
+        ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+        ck_assert_int_eq(coro_cancel(waiter), 0);
+        ck_assert_int_eq(coro_mutex_lock(mx, 0), ETIMEDOUT); /* the waiter has it */
+    } else {
+        ck_assert_int_eq(coro_cancel(waiter), 0);
+        ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+        ck_assert_int_eq(coro_mutex_lock(mx, 0), 0); /* free: nobody took it */
+        ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    }
+    ck_assert_int_eq(coro_join(waiter, NULL, -1), 0);
+    return NULL;
+}
+
+START_TEST(wake_mutex_cancel_race)
+{
+    wake_setup();
+    spawn(lock_races, (void *)(intptr_t)_i);
+    run();
+    ck_assert_int_eq(got[0], _i ? 0 : ECANCELED);
+    ck_assert_int_eq(got[2], _i ? ECANCELED : ETIMEDOUT);
+    wake_teardown();
+}
+END_TEST
+
+/* Two ready clauses behind two that are not: each is taken about half
+ * the time (a scan from a random start took the first ready one 3 times
+ * in 4). */
+static void *selects_many(void *arg)
+{
+    coro_chan_t *c[4];
+    int counts[4] = {0}, one = 1;
+    size_t i;
+
+    (void)arg;
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(coro_chan_create(&c[k], sizeof(int), 1), 0);
+    coro_select_clause_t cl[4];
+    for (int k = 0; k < 4; k++)
+        cl[k] = (coro_select_clause_t){ c[k], CORO_SELECT_RECV, NULL };
+    for (int t = 0; t < 4000; t++) {
+        for (int k = 2; k < 4; k++) { /* the one not taken last time is full */
+            int r = coro_chan_send(c[k], &one, 0);
+            ck_assert(r == 0 || r == ETIMEDOUT);
+        }
+        ck_assert_int_eq(coro_select(cl, 4, 0, &i), 0);
+        counts[i]++;
+    }
+    ck_assert_int_eq(counts[0] + counts[1], 0);
+    ck_assert_int_gt(counts[2], 1700);
+    ck_assert_int_gt(counts[3], 1700);
+    for (int k = 0; k < 4; k++) {
+        coro_chan_recv(c[k], NULL, 0);
+        ck_assert_int_eq(coro_chan_destroy(c[k]), 0);
+    }
+    return NULL;
+}
+
+START_TEST(select_is_uniform)
+{
+    spawn(selects_many, NULL);
+    run();
+}
+END_TEST
+
+/* A future destroyed right after it is set, with waiters woken but not
+ * yet run: each gets the value from its own record (MALLOC_PERTURB_ or
+ * ASan would show a read of the freed future). */
+static void *future_reader(void *arg)
+{
+    void *v = NULL;
+
+    ck_assert_int_eq(coro_future_wait(fut, &v, -1), 0);
+    got[(intptr_t)arg] = (int)(intptr_t)v;
+    return NULL;
+}
+
+static void *sets_and_destroys(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_future_create(&fut), 0);
+    spawn(future_reader, (void *)0);
+    spawn(future_reader, (void *)1);
+    coro_yield(NULL, NULL); /* both wait */
+    ck_assert_int_eq(coro_future_set(fut, (void *)0x1234), 0);
+    ck_assert_int_eq(coro_future_destroy(fut), 0);
+    return NULL;
+}
+
+START_TEST(future_destroy_after_set)
+{
+    memset(got, 0, sizeof got);
+    spawn(sets_and_destroys, NULL);
+    run();
+    ck_assert_int_eq(got[0], 0x1234);
+    ck_assert_int_eq(got[1], 0x1234);
+}
+END_TEST
+
+/* A mutex remembers its owner by id: a coroutine that finished holding it
+ * is gone, and the next one, made at the same address, cannot unlock. */
+static coro_t *owner_addr;
+
+static void *locks_and_leaves(void *arg)
+{
+    (void)arg;
+    owner_addr = coro_self();
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    return NULL;
+}
+
+static void *tries_unlock(void *arg)
+{
+    (void)arg;
+    got[0] = coro_self() == owner_addr; /* the address was reused */
+    got[1] = coro_mutex_unlock(mx);
+    return NULL;
+}
+
+static void *owner_sequence(void *arg)
+{
+    coro_t *a;
+
+    (void)arg;
+    ck_assert_int_eq(coro_spawn(&a, locks_and_leaves, NULL, NULL), 0);
+    ck_assert_int_eq(coro_join(a, NULL, -1), 0);
+    ck_assert_int_eq(coro_spawn(&a, tries_unlock, NULL, NULL), 0);
+    ck_assert_int_eq(coro_join(a, NULL, -1), 0);
+    return NULL;
+}
+
+START_TEST(mutex_owner_is_an_id)
+{
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    spawn(owner_sequence, NULL);
+    run();
+    ck_assert_int_eq(got[1], EPERM);
+    /* mx stays locked by a coroutine that is gone: not destroyable. */
+    ck_assert_int_eq(coro_mutex_destroy(mx), EBUSY);
+}
+END_TEST
+
+/* coro_cond_wait returns with the mutex held whatever ended the wait. */
+static void *relock_waiter(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    got[0] = coro_cond_wait(cv, mx, (intptr_t)arg ? -1 : soon());
+    got[1] = coro_mutex_unlock(mx);     /* 0: it held mx */
+    got[2] = coro_chan_recv(ch2, NULL, soon());
+    return NULL;
+}
+
+/* _i 0: the deadline passes while another coroutine holds mx; 1: a
+ * cancel ends the wait, and a second one comes while it takes mx back. */
+static void *relock_holder(void *arg)
+{
+    ck_assert_int_eq(coro_spawn(&waiter, relock_waiter, arg, NULL), 0);
+    coro_yield(NULL, NULL);             /* it waits on cv, mx is free */
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    if (arg) {
+        ck_assert_int_eq(coro_cancel(waiter), 0);
+        coro_yield(NULL, NULL);         /* it wakes and waits for mx */
+        ck_assert_int_eq(coro_cancel(waiter), 0);
+        coro_yield(NULL, NULL);
+    } else {
+        pause_ms(5);                    /* past its deadline */
+    }
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    ck_assert_int_eq(coro_join(waiter, NULL, -1), 0);
+    return NULL;
+}
+
+START_TEST(cond_wait_returns_holding_the_mutex)
+{
+    wake_setup();
+    ck_assert_int_eq(coro_cond_create(&cv), 0);
+    spawn(relock_holder, (void *)(intptr_t)_i);
+    run();
+    ck_assert_int_eq(got[0], _i ? ECANCELED : ETIMEDOUT);
+    ck_assert_int_eq(got[1], 0);
+    /* The second cancel came during the relock: kept for the next wait. */
+    ck_assert_int_eq(got[2], _i ? ECANCELED : ETIMEDOUT);
+    ck_assert_int_eq(coro_cond_destroy(cv), 0);
+    wake_teardown();
+}
+END_TEST
+
+/* A deadline already passed is a try: every waiting call returns at once
+ * and no other coroutine runs meanwhile. */
+static void *marks_one(void *arg)
+{
+    (void)arg;
+    mark(1);
+    return NULL;
+}
+
+static void *holds_mx(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    ck_assert_int_eq(coro_chan_recv(ch2, NULL, -1), EPIPE);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    return NULL;
+}
+
+static void *tries_everything(void *arg)
+{
+    coro_t *other;
+    coro_select_clause_t cl[1] = { { ch, CORO_SELECT_RECV, NULL } };
+    int v = 1;
+
+    (void)arg;
+    ck_assert_int_eq(coro_spawn(NULL, holds_mx, NULL, NULL), 0);
+    coro_yield(NULL, NULL);             /* it holds mx */
+    ck_assert_int_eq(coro_spawn(&other, marks_one, NULL, NULL), 0);
+    for (int k = 0; k < 2; k++) {
+        int64_t d = k ? past() : 0;
+        ck_assert_int_eq(coro_chan_recv(ch, NULL, d), ETIMEDOUT);
+        ck_assert_int_eq(coro_chan_send(ch, &v, d), ETIMEDOUT);
+        ck_assert_int_eq(coro_select(cl, 1, d, NULL), ETIMEDOUT);
+        ck_assert_int_eq(coro_select(NULL, 0, d, NULL), ETIMEDOUT);
+        ck_assert_int_eq(coro_mutex_lock(mx, d), ETIMEDOUT);
+        ck_assert_int_eq(coro_sem_acquire(sem, d), ETIMEDOUT);
+        ck_assert_int_eq(coro_wg_wait(wg, d), ETIMEDOUT);
+        ck_assert_int_eq(coro_future_wait(fut, NULL, d), ETIMEDOUT);
+        ck_assert_int_eq(coro_join(other, NULL, d), ETIMEDOUT);
+        ck_assert_int_eq(coro_sleep_until(d), 0);
+        ck_assert_int_eq(norder, 0);    /* marks_one never ran */
+    }
+    ck_assert_int_eq(coro_chan_close(ch2), 0);
+    ck_assert_int_eq(coro_join(other, NULL, -1), 0);
+    ck_assert_int_eq(norder, 1);
+    return NULL;
+}
+
+START_TEST(passed_deadline_only_tries)
+{
+    wake_setup();
+    ck_assert_int_eq(coro_sem_create(&sem, 0), 0);
+    ck_assert_int_eq(coro_wg_create(&wg), 0);
+    ck_assert_int_eq(coro_wg_add(wg, 1), 0);
+    ck_assert_int_eq(coro_future_create(&fut), 0);
+    spawn(tries_everything, NULL);
+    run();
+    ck_assert_int_eq(coro_sem_destroy(sem), 0);
+    ck_assert_int_eq(coro_wg_destroy(wg), 0);
+    ck_assert_int_eq(coro_future_destroy(fut), 0);
+    wake_teardown();
+}
+END_TEST
+
+/* An object belongs to the thread that made it: another thread's calls
+ * (its own flow, its coroutines) get EPERM, and its timer heap is never
+ * touched. */
+static void *foreign_coroutine(void *arg)
+{
+    int v = 1;
+    coro_select_clause_t cl[1] = { { ch, CORO_SELECT_RECV, NULL } };
+
+    (void)arg;
+    got[0] = coro_chan_send(ch, &v, soon());
+    got[1] = coro_chan_recv(ch, NULL, soon());
+    got[2] = coro_select(cl, 1, soon(), NULL);
+    got[3] = coro_mutex_lock(mx, soon());
+    got[4] = coro_sem_acquire(sem, soon());
+    got[5] = coro_wg_wait(wg, soon());
+    got[6] = coro_future_wait(fut, NULL, soon());
+    return NULL;
+}
+
+static void *foreign_thread(void *arg)
+{
+    (void)arg;
+    got[7] = coro_chan_close(ch) == EPERM && coro_mutex_unlock(mx) == EPERM &&
+             coro_sem_release(sem) == EPERM && coro_wg_add(wg, 1) == EPERM &&
+             coro_future_set(fut, NULL) == EPERM && coro_cond_signal(cv) == EPERM &&
+             coro_chan_destroy(ch) == EPERM && coro_mutex_destroy(mx) == EPERM;
+    ck_assert_int_eq(coro_spawn(NULL, foreign_coroutine, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    return NULL;
+}
+
+START_TEST(objects_belong_to_their_thread)
+{
+    pthread_t th;
+
+    wake_setup();
+    memset(got, 0, sizeof got);
+    ck_assert_int_eq(coro_sem_create(&sem, 0), 0);
+    ck_assert_int_eq(coro_wg_create(&wg), 0);
+    ck_assert_int_eq(coro_wg_add(wg, 1), 0);
+    ck_assert_int_eq(coro_future_create(&fut), 0);
+    ck_assert_int_eq(coro_cond_create(&cv), 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, foreign_thread, NULL), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    for (int k = 0; k < 7; k++)
+        ck_assert_int_eq(got[k], EPERM);
+    ck_assert_int_eq(got[7], 1);
+    ck_assert_int_eq(coro_wg_add(wg, -1), 0);
+    ck_assert_int_eq(coro_sem_destroy(sem), 0);
+    ck_assert_int_eq(coro_wg_destroy(wg), 0);
+    ck_assert_int_eq(coro_future_destroy(fut), 0);
+    ck_assert_int_eq(coro_cond_destroy(cv), 0);
+    wake_teardown();
+}
+END_TEST
+
+/* The deadlock report names the call every coroutine waits in. */
+static void *stuck_in(void *arg)
+{
+    int v = 0;
+    coro_select_clause_t cl[1] = { { ch2, CORO_SELECT_RECV, NULL } };
+
+    switch ((intptr_t)arg) {
+    case 0: coro_chan_send(ch, &v, -1); break;
+    case 1: coro_chan_recv(ch2, NULL, -1); break;
+    case 2: coro_select(cl, 1, -1, NULL); break;
+    case 3: coro_mutex_lock(mx, -1); break;
+    case 4: coro_sem_acquire(sem, -1); break;
+    case 5: coro_wg_wait(wg, -1); break;
+    case 6: coro_future_wait(fut, NULL, -1); break;
+    case 7: coro_sleep_until(-1); break;
+    case 8:
+        coro_mutex_lock(mx2, -1);
+        coro_cond_wait(cv, mx2, -1);
+        coro_mutex_unlock(mx2);
+        break;
+    }
+    return NULL;
+}
+
+static void *locks_mx_first(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0);
+    for (intptr_t k = 0; k < 9; k++)
+        spawn(stuck_in, (void *)k);
+    coro_chan_recv(ch2, NULL, -1); /* stuck too, holding mx */
+    coro_mutex_unlock(mx);
+    return NULL;
+}
+
+START_TEST(deadlock_names_every_wait)
+{
+    static const char *const calls[] = {
+        "coro_chan_send", "coro_chan_recv", "coro_select", "coro_mutex_lock",
+        "coro_sem_acquire", "coro_wg_wait", "coro_future_wait", "coro_sleep_until",
+        "coro_cond_wait",
+    };
+    char err[4096];
+
+    wake_setup();
+    ck_assert_int_eq(coro_mutex_create(&mx2), 0);
+    ck_assert_int_eq(coro_cond_create(&cv), 0);
+    ck_assert_int_eq(coro_sem_create(&sem, 0), 0);
+    ck_assert_int_eq(coro_wg_create(&wg), 0);
+    ck_assert_int_eq(coro_wg_add(wg, 1), 0);
+    ck_assert_int_eq(coro_future_create(&fut), 0);
+    spawn(locks_mx_first, NULL);
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(f), 2);
+    int r = coro_run();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    err[fread(err, 1, sizeof err - 1, f)] = '\0';
+    fclose(f);
+    ck_assert_int_eq(r, EDEADLK);
+    for (size_t k = 0; k < sizeof calls / sizeof calls[0]; k++) {
+        char want[64];
+        snprintf(want, sizeof want, " in %s\n", calls[k]);
+        ck_assert_msg(strstr(err, want), "no \"%s\" in:\n%s", calls[k], err);
+    }
+    ck_assert_int_eq(coro_wg_add(wg, -1), 0);
+    ck_assert_int_eq(coro_mutex_destroy(mx2), 0);
+    ck_assert_int_eq(coro_cond_destroy(cv), 0);
+    ck_assert_int_eq(coro_sem_destroy(sem), 0);
+    ck_assert_int_eq(coro_wg_destroy(wg), 0);
+    ck_assert_int_eq(coro_future_destroy(fut), 0);
+    wake_teardown();
+}
+END_TEST
+
 static Suite *sync_suite(void)
 {
     Suite *s = suite_create("sync");
@@ -1529,6 +2051,19 @@ static Suite *sync_suite(void)
     tcase_add_test(tc, wg_timeout_and_cancel);
     tcase_add_test(tc, future_many_waiters);
     tcase_add_test(tc, future_timeout_and_cancel);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("wake");
+    tcase_add_loop_test(tc, wake_cancel_then_send, 0, 2);
+    tcase_add_loop_test(tc, wake_send_then_cancel, 0, 2);
+    tcase_add_loop_test(tc, wake_mutex_cancel_race, 0, 2);
+    tcase_add_test(tc, select_is_uniform);
+    tcase_add_test(tc, future_destroy_after_set);
+    tcase_add_test(tc, mutex_owner_is_an_id);
+    tcase_add_loop_test(tc, cond_wait_returns_holding_the_mutex, 0, 2);
+    tcase_add_test(tc, passed_deadline_only_tries);
+    tcase_add_test(tc, objects_belong_to_their_thread);
+    tcase_add_test(tc, deadlock_names_every_wait);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("misuse");

@@ -309,6 +309,14 @@ CORO_API int coro_chan_recv(coro_chan_t *ch, void *elem, int64_t deadline);
  * Returns 0; EINVAL if ch is NULL; EPIPE if it was already closed. */
 CORO_API int coro_chan_close(coro_chan_t *ch);
 
+/* The number of elements buffered in ch now (0 for an unbuffered channel:
+ * a waiting sender's element is not buffered; still counted after a close
+ * until received), and the capacity given to coro_chan_create.  For
+ * metrics and batching; call them on the channel's thread.  0 if ch is
+ * NULL. */
+CORO_API size_t coro_chan_len(const coro_chan_t *ch);
+CORO_API size_t coro_chan_cap(const coro_chan_t *ch);
+
 /* Operations of a select clause. */
 typedef enum coro_select_op {
     CORO_SELECT_SEND = 1,   /* send *elem on chan */

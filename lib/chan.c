@@ -182,6 +182,16 @@ int coro_chan_close(coro_chan_t *ch)
     return 0;
 }
 
+size_t coro_chan_len(const coro_chan_t *ch)
+{
+    return ch ? ch->len : 0;
+}
+
+size_t coro_chan_cap(const coro_chan_t *ch)
+{
+    return ch ? ch->cap : 0;
+}
+
 /* A uniform choice in [0, n): a cheap per-thread generator is enough to
  * keep any ready clause from starving. */
 static size_t pick(size_t n)

@@ -2009,6 +2009,59 @@ START_TEST(deadlock_names_every_wait)
 }
 END_TEST
 
+static void *sender_on_ch2(void *arg);
+
+/* Length and capacity: buffered elements only, still counted after a
+ * close until received. */
+static void *fills_and_counts(void *arg)
+{
+    int v = 3;
+
+    (void)arg;
+    ck_assert_uint_eq(coro_chan_cap(ch), 3);
+    ck_assert_uint_eq(coro_chan_len(ch), 0);
+    for (size_t k = 1; k <= 3; k++) {
+        ck_assert_int_eq(coro_chan_send(ch, &v, 0), 0);
+        ck_assert_uint_eq(coro_chan_len(ch), k);
+    }
+    ck_assert_int_eq(coro_chan_send(ch, &v, 0), ETIMEDOUT);
+    ck_assert_uint_eq(coro_chan_len(ch), 3);
+    ck_assert_int_eq(coro_chan_close(ch), 0);
+    ck_assert_uint_eq(coro_chan_len(ch), 3);
+    ck_assert_int_eq(coro_chan_recv(ch, NULL, 0), 0);
+    ck_assert_uint_eq(coro_chan_len(ch), 2);
+    /* Unbuffered: a waiting sender's element is not counted. */
+    ck_assert_uint_eq(coro_chan_cap(ch2), 0);
+    spawn(sender_on_ch2, NULL);
+    coro_yield(NULL, NULL);
+    ck_assert_uint_eq(coro_chan_len(ch2), 0);
+    ck_assert_int_eq(coro_chan_recv(ch2, &v, 0), 0);
+    ck_assert_int_eq(v, 5);
+    return NULL;
+}
+
+static void *sender_on_ch2(void *arg)
+{
+    int v = 5;
+
+    (void)arg;
+    ck_assert_int_eq(coro_chan_send(ch2, &v, -1), 0);
+    return NULL;
+}
+
+START_TEST(chan_len_and_cap)
+{
+    ck_assert_uint_eq(coro_chan_len(NULL), 0);
+    ck_assert_uint_eq(coro_chan_cap(NULL), 0);
+    ck_assert_int_eq(coro_chan_create(&ch, sizeof(int), 3), 0);
+    ck_assert_int_eq(coro_chan_create(&ch2, sizeof(int), 0), 0);
+    spawn(fills_and_counts, NULL);
+    run();
+    ck_assert_int_eq(coro_chan_destroy(ch), 0);
+    ck_assert_int_eq(coro_chan_destroy(ch2), 0);
+}
+END_TEST
+
 static Suite *sync_suite(void)
 {
     Suite *s = suite_create("sync");
@@ -2016,6 +2069,7 @@ static Suite *sync_suite(void)
 
     tc = tcase_create("chan");
     tcase_add_test(tc, chan_unbuffered_transfers_in_order);
+    tcase_add_test(tc, chan_len_and_cap);
     tcase_add_loop_test(tc, chan_receivers_fifo, 0, 2);
     tcase_add_loop_test(tc, chan_senders_fifo, 0, 3);
     tcase_add_test(tc, chan_buffered_capacity);

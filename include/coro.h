@@ -140,15 +140,17 @@ CORO_API const char *coro_name(const coro_t *co);
 CORO_API size_t coro_stack_size(const coro_t *co);
 
 /* ------------------------------------------------------------- scheduler */
-/* Each thread has its own scheduler, made by its first coro_spawn.  A
+/* Each thread has its own scheduler, made by its first coro_spawn (or
+ * sync object, or I/O wait) and kept until the thread exits.  A
  * spawned coroutine runs when the thread calls coro_run, until it blocks
  * (coro_join, coro_sleep, a channel, a lock, ...), yields or returns; the
  * scheduler then runs the next ready one.  Spawned coroutines never move to
  * another thread.  Calls that block ("blocking calls") may only be made by
  * a spawned coroutine while its scheduler runs it: anywhere else they
- * return EPERM.  A blocking call that can wait has a variant with a
- * deadline and returns ETIMEDOUT when it passes, and every blocking call
- * returns ECANCELED when the coroutine is cancelled (coro_cancel).
+ * return EPERM.  Every blocking call that can wait takes a deadline as its
+ * last argument and returns ETIMEDOUT when it passes (one already passed
+ * only tries: see "timers"), and ECANCELED when the coroutine is cancelled
+ * (coro_cancel).
  *
  * A spawned coroutine is freed by coro_join, or when it finishes if it was
  * spawned detached.  Never pass one to coro_resume or coro_destroy: the
@@ -162,11 +164,12 @@ CORO_API size_t coro_stack_size(const coro_t *co);
  * (or, if coro_run is running, after the coroutines already ready).  attr
  * is as for coro_create (NULL for the defaults).  If co is not NULL the
  * handle is stored there and must be given to coro_join exactly once (a
- * handle never joined is reported on stderr and freed when coro_run
- * returns); if co is NULL the coroutine is detached and freed when it
+ * handle never joined is freed when coro_run returns, and named on stderr
+ * if the environment variable CORO_DEBUG is set); if co is NULL the coroutine is detached and freed when it
  * finishes.  Any code on the thread may call it: main flow, spawned or
  * plain coroutines.  Coroutines still unrun when the thread exits (no
- * coro_run after coro_spawn) are reported on stderr and freed.
+ * coro_run after coro_spawn) are freed (and counted on stderr with
+ * CORO_DEBUG).
  * Returns 0; EINVAL if fn is NULL or attr was not initialised by
  * coro_attr_init; ENOMEM if no memory or stack can be had (nothing is
  * left allocated, *co is unchanged). */
@@ -176,14 +179,19 @@ CORO_API int coro_spawn(coro_t **co, coro_fn fn, void *arg, const coro_attr_t *a
  * finished, sleeping (not polling) while all of them wait for a deadline.
  * Call it from the thread's own flow, outside any coroutine.
  * If at some point every remaining coroutine is blocked with no deadline
- * pending and nothing left that could wake it (a deadlock), it prints on
- * stderr a report naming each one (id, name, the call it waits in, whom it
- * joins), then cancels their waits: each blocked call returns ECANCELED,
- * and from then on every blocking call except coro_join fails at once
- * with ECANCELED, so that the coroutines can only unwind and finish.  When they all have,
- * coro_run returns EDEADLK.
+ * pending and nothing else that could wake it (no fd, signal or offload
+ * waited for: a deadlock), it prints on stderr a report naming each one
+ * (id, name, the call it waits in, whom it joins), then breaks the
+ * deadlock in stages, each ending the waits of one more kind and making
+ * every later wait of that kind fail at once, so that the coroutines can
+ * only unwind and finish: first every wait but joins and condition-wait
+ * relocks (they return ECANCELED), then, if only those are left, joins
+ * (ECANCELED), last relocks whose mutex can never be had (coro_cond_wait
+ * returns EDEADLK).  When they all have finished, coro_run returns
+ * EDEADLK.
  * When it returns, nothing spawned is left: handles that were never joined
- * are reported on stderr and freed (they are invalid from then on).
+ * are freed (they are invalid from then on; named on stderr with
+ * CORO_DEBUG).
  * Returns 0 (also when nothing was spawned); EDEADLK after a deadlock as
  * above; EPERM if called inside a coroutine; ENOMEM if this thread's state
  * cannot be allocated. */
@@ -210,7 +218,8 @@ CORO_API int coro_join(coro_t *co, void **result, int64_t deadline);
  * usual).  A cancel is never lost: if something else ended co's wait
  * first (a sender handed it an element, an unlock gave it the mutex, its
  * deadline passed) and co has not run since, that call returns what it
- * got and co's next blocking call returns ECANCELED at once.  The part of
+ * got and co's next wait (a blocking call that would wait) returns
+ * ECANCELED at once.  The part of
  * coro_cond_wait that takes the mutex back is not cancellable: a cancel
  * that comes then waits for the next call.  co may be the caller.  May be called from anywhere on co's
  * thread, in or outside coroutines.
@@ -337,8 +346,10 @@ typedef struct coro_select_clause {
 } coro_select_clause_t;
 
 /* Waits until one of n clauses can proceed and performs it (exactly one).
- * If several are ready, one of them is picked at random, so that none
- * starves.  A clause whose channel is closed is ready: it completes with
+ * If several are ready, each is picked with the same probability, so that
+ * none starves.  A clause whose chan is NULL is never ready, as a nil
+ * channel in Go: with every clause NULL (or n 0) only the deadline or a
+ * cancel ends the wait.  A clause whose channel is closed is ready: it completes with
  * EPIPE (a receive first drains what is buffered).  If index is not NULL it
  * receives the number of the clause that completed.  n may be 0 (then only
  * the deadline or a cancel ends the wait).
@@ -367,7 +378,9 @@ CORO_API int coro_mutex_destroy(coro_mutex_t *m);
  * it already; ETIMEDOUT; ECANCELED; EPERM. */
 CORO_API int coro_mutex_lock(coro_mutex_t *m, int64_t deadline);
 
-/* Unlocks m; the first waiter, if any, now holds it.
+/* Unlocks m; the first waiter, if any, now holds it.  The holder is known
+ * by its coroutine id, never reused: a later coroutine made at a finished
+ * holder's address does not hold m.
  * Returns 0; EINVAL if m is NULL; EPERM if the caller does not hold it. */
 CORO_API int coro_mutex_unlock(coro_mutex_t *m);
 
@@ -421,7 +434,7 @@ CORO_API int coro_sem_acquire(coro_sem_t *s, int64_t deadline);
  * Returns 0; EINVAL if s is NULL; EOVERFLOW if the count is UINT_MAX. */
 CORO_API int coro_sem_release(coro_sem_t *s);
 
-/* The units available now; 0 for NULL. */
+/* The units available now; 0 for NULL.  Call it on s's thread. */
 CORO_API unsigned coro_sem_value(const coro_sem_t *s);
 
 /* A wait group: a counter of outstanding tasks and a wait for it to reach
@@ -454,7 +467,9 @@ typedef struct coro_future coro_future_t;
  * ENOMEM. */
 CORO_API int coro_future_create(coro_future_t **f);
 
-/* Returns 0; EINVAL if f is NULL; EBUSY if a coroutine waits on it. */
+/* Frees f; allowed right after coro_future_set even though its waiters
+ * have not run yet (each has the value already).
+ * Returns 0; EINVAL if f is NULL; EBUSY if a coroutine waits on it. */
 CORO_API int coro_future_destroy(coro_future_t *f);
 
 /* Sets the value and wakes every waiter.  Only the first set counts.

@@ -256,6 +256,58 @@ CORO_API int coro_sleep(int64_t ns);
  * coroutine run by this thread's scheduler; EINVAL if deadline is below -1. */
 CORO_API int coro_sleep_until(int64_t deadline);
 
+/* Ends this thread's coro_run as Go ends a program when main returns:
+ * every spawned coroutine of the thread (the caller's waits included) is
+ * cancelled, and from then on every wait but coro_join and coro_group_wait
+ * returns ECANCELED at once, so they all unwind and finish; coro_run then
+ * returns 0, with no deadlock report and nothing left allocated.  A
+ * coroutine that ignores ECANCELED and loops keeps coro_run running.
+ * Any code on the thread may call it.
+ * Returns 0; EPERM if called from a plain (not spawned) coroutine. */
+CORO_API int coro_shutdown(void);
+
+/* ----------------------------------------------------------------- groups */
+/* Structured concurrency, as libdill's bundles and Trio's nurseries: a
+ * group is the set of coroutines spawned into it; coro_group_wait waits
+ * until all of them have finished, coro_group_cancel cancels them all,
+ * coro_group_destroy does both and frees the group.  A member's own
+ * spawns are not members unless spawned into the group: a member that
+ * runs a group of its own passes a cancel on by destroying that group as
+ * it unwinds.  A group belongs to the thread that made it (EPERM from
+ * another thread). */
+typedef struct coro_group coro_group_t;
+
+/* Returns 0 with a new empty group in *g; EINVAL if g is NULL; ENOMEM. */
+CORO_API int coro_group_create(coro_group_t **g);
+
+/* coro_spawn into g: co as for coro_spawn (NULL: a member nobody joins;
+ * otherwise it must be joined as usual).
+ * Returns as coro_spawn; EINVAL if g is NULL; EPERM from another thread. */
+CORO_API int coro_group_spawn(coro_group_t *g, coro_t **co, coro_fn fn, void *arg,
+                              const coro_attr_t *attr);
+
+/* Waits until every member has finished.  From a spawned coroutine a
+ * blocking call (deadline as everywhere); from the thread's own flow it
+ * runs the scheduler until the group is empty (other coroutines run too,
+ * and those left stay queued for the next coro_run; the deadline does not
+ * apply there).
+ * Returns 0; EINVAL if g is NULL or the deadline is below -1; EDEADLK if
+ * the caller is a member, or (own flow) a deadlock was broken before the
+ * members finished; ETIMEDOUT; ECANCELED; EPERM. */
+CORO_API int coro_group_wait(coro_group_t *g, int64_t deadline);
+
+/* coro_cancel on every member that has not finished.
+ * Returns 0; EINVAL if g is NULL; EPERM from another thread. */
+CORO_API int coro_group_cancel(coro_group_t *g);
+
+/* Cancels every member, waits until all have finished (as coro_group_wait
+ * with no deadline; a cancel of the caller meanwhile is kept for its next
+ * wait) and frees g.  A program's main can end everything it started in
+ * a group with this one call.
+ * Returns 0; EINVAL if g is NULL; EDEADLK if the caller is a member;
+ * EBUSY if a coroutine waits in coro_group_wait on g; EPERM. */
+CORO_API int coro_group_destroy(coro_group_t *g);
+
 /* -------------------------------------------------------- synchronisation */
 /* Channels, select, mutex, condition variable, semaphore, wait group and
  * one-shot future, for the coroutines of one scheduler (one thread).

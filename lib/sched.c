@@ -277,6 +277,8 @@ static void finish(struct coro__sched *s, struct coro__task *k, void *result)
     k->finished = 1;
     k->result = result;
     s->live--;
+    if (k->on_finish)
+        k->on_finish(k);
     if (k->detached) {
         free_task(s, k);
     } else if (k->joiner) {
@@ -323,6 +325,8 @@ static int stuck(const struct coro__task *k)
 
 static void report(struct coro__sched *s)
 {
+    if (s->stopping)
+        return; /* coro_shutdown: the coroutines are being ended on purpose */
     fprintf(stderr, "coro: deadlock: %zu coroutine%s parked with nothing to wake %s:\n",
             s->live, s->live == 1 ? "" : "s", s->live == 1 ? "it" : "them");
     for (struct coro__task *k = s->all; k; k = k->next_all) {
@@ -350,7 +354,7 @@ static void report(struct coro__sched *s)
 static int deadlock(struct coro__sched *s)
 {
     if (!s->deadlocked) {
-        s->deadlocked = 1;
+        s->deadlocked = !s->stopping;
         report(s);
     }
     while (s->drain <= CORO__WAIT_RELOCK) {
@@ -394,10 +398,12 @@ static _Noreturn void lost(struct coro__sched *s)
     abort();
 }
 
-/* Runs until no task is live; 0 or EDEADLK. */
-static int loop(struct coro__sched *s)
+/* Runs until no task is live, or done(arg); 0 or EDEADLK. */
+static int loop(struct coro__sched *s, int (*done)(void *), void *arg)
 {
     for (;;) {
+        if (done && done(arg))
+            break;
         if (!s->head || !s->round) {
             if (s->timers.n)
                 fire_timers(s);
@@ -424,7 +430,22 @@ static int loop(struct coro__sched *s)
     return s->deadlocked ? EDEADLK : 0;
 }
 
-int coro_run(void)
+/* The end of a coro_run: nothing is live; what is left goes. */
+static void run_end(struct coro__sched *s)
+{
+    while (s->all) {
+        struct coro__task *k = s->all;
+        if (verbose())
+            fprintf(stderr, "coro: coroutine #%" PRIu64 " \"%s\" finished but was "
+                    "never joined; freed by coro_run\n", coro_id(k->co), coro_name(k->co));
+        free_task(s, k);
+    }
+    s->drain = 0;
+    s->deadlocked = 0;
+    s->stopping = 0;
+}
+
+int coro__sched_run_until(int (*done)(void *), void *arg)
 {
     struct coro__thread *t = coro__thread_get();
 
@@ -435,17 +456,32 @@ int coro_run(void)
     struct coro__sched *s = t->sched;
     if (!s)
         return 0;
-    int err = loop(s);
-    while (s->all) {
-        struct coro__task *k = s->all;
-        if (verbose())
-            fprintf(stderr, "coro: coroutine #%" PRIu64 " \"%s\" finished but was "
-                    "never joined; freed by coro_run\n", coro_id(k->co), coro_name(k->co));
-        free_task(s, k);
-    }
-    s->drain = 0;
-    s->deadlocked = 0;
+    int err = loop(s, done, arg);
+    if (!s->live)
+        run_end(s);
     return err;
+}
+
+int coro_run(void)
+{
+    return coro__sched_run_until(NULL, NULL);
+}
+
+int coro_shutdown(void)
+{
+    struct coro__sched *s = coro__sched_current();
+    struct coro__task *self = coro__self_task();
+
+    if (!s || (coro__self() && !self))
+        return EPERM;
+    s->stopping = 1;
+    if (s->drain < 1)
+        s->drain = 1;
+    for (struct coro__task *k = s->all; k; k = k->next_all)
+        if (k != self && !k->finished && !(k->wait && k->kind != CORO__WAIT_PLAIN) &&
+            !wake_task(k, ECANCELED))
+            k->cancelled = 1;
+    return 0;
 }
 
 int coro_join(coro_t *co, void **result, int64_t deadline)

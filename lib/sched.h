@@ -119,6 +119,11 @@ static inline struct coro__sched *coro__sched_current(void)
     return t ? (struct coro__sched *)t->sched : NULL;
 }
 
+/* Runs this thread's scheduler from the thread's own flow until done(arg)
+ * says so (or nothing is left to run).  0, EDEADLK after a deadlock was
+ * broken, EPERM inside a coroutine, ENOMEM. */
+int coro__sched_run_until(int (*done)(void *arg), void *arg);
+
 /* A wait with no object: parks until coro__unpark, the deadline or a
  * cancel, for tests and for layers whose wakers only know the coroutine.
  * Returns as coro__wait_park. */
@@ -152,6 +157,9 @@ struct coro__task {
     unsigned char cancelled;          /* a cancel waits for its next wait */
     unsigned char detached;           /* no handle: freed when it finishes */
     unsigned char finished;
+    void (*on_finish)(struct coro__task *k); /* a group's hook, or NULL */
+    void *group;                      /* the group it belongs to, or NULL */
+    struct coro__task *gprev, *gnext; /* its group's member list */
 };
 
 /* Parks in a row that may switch straight to the next ready task. */
@@ -173,6 +181,7 @@ struct coro__sched {
     int drain;                  /* after a deadlock: parks of a kind below it
                                  * fail at once (see deadlock) */
     int deadlocked;             /* a deadlock was reported in this run */
+    int stopping;               /* coro_shutdown: waits fail, no deadlock report */
     void *io;                   /* the io layer's reactor, made on its first
                                  * use (lib/io.c), or NULL */
 };

@@ -2062,6 +2062,220 @@ START_TEST(chan_len_and_cap)
 }
 END_TEST
 
+/* --------------------------------------------------------------- groups */
+
+static int unwound;
+
+/* A member stuck in wait kind _arg until cancelled; counts its unwinding. */
+static void *member_waits(void *arg)
+{
+    int r = -1;
+
+    switch ((intptr_t)arg) {
+    case 0: r = coro_chan_recv(ch, NULL, -1); break;
+    case 1: r = coro_mutex_lock(mx, -1); break;
+    case 2: r = coro_sleep_until(-1); break;
+    case 3: r = coro_sem_acquire(sem, -1); break;
+    case 4: r = coro_future_wait(fut, NULL, -1); break;
+    case 5:
+        ck_assert_int_eq(coro_mutex_lock(mx2, -1), 0);
+        r = coro_cond_wait(cv, mx2, -1);
+        ck_assert_int_eq(coro_mutex_unlock(mx2), 0);
+        break;
+    case 6: r = coro_wg_wait(wg, -1); break;
+    }
+    ck_assert_int_eq(r, ECANCELED);
+    unwound++;
+    return NULL;
+}
+
+static void group_objects(void)
+{
+    unwound = 0;
+    wake_setup();
+    ck_assert_int_eq(coro_mutex_create(&mx2), 0);
+    ck_assert_int_eq(coro_cond_create(&cv), 0);
+    ck_assert_int_eq(coro_sem_create(&sem, 0), 0);
+    ck_assert_int_eq(coro_future_create(&fut), 0);
+    ck_assert_int_eq(coro_wg_create(&wg), 0);
+    ck_assert_int_eq(coro_wg_add(wg, 1), 0);
+}
+
+static void group_objects_free(void)
+{
+    ck_assert_int_eq(coro_wg_add(wg, -1), 0);
+    ck_assert_int_eq(coro_wg_destroy(wg), 0);
+    ck_assert_int_eq(coro_future_destroy(fut), 0);
+    ck_assert_int_eq(coro_sem_destroy(sem), 0);
+    ck_assert_int_eq(coro_cond_destroy(cv), 0);
+    ck_assert_int_eq(coro_mutex_destroy(mx2), 0);
+    wake_teardown();
+}
+
+static coro_group_t *grp;
+
+static void *group_boss(void *arg)
+{
+    coro_t *handle;
+
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_lock(mx, -1), 0); /* member 1 waits for it */
+    ck_assert_int_eq(coro_group_create(&grp), 0);
+    for (intptr_t k = 0; k < 7; k++)
+        ck_assert_int_eq(coro_group_spawn(grp, k == 2 ? &handle : NULL, member_waits,
+                                          (void *)k, NULL), 0);
+    coro_yield(NULL, NULL);                 /* they all wait */
+    ck_assert_int_eq(coro_group_wait(grp, coro_now() + MS), ETIMEDOUT);
+    ck_assert_int_eq(coro_group_wait(grp, 0), ETIMEDOUT);
+    ck_assert_int_eq(coro_group_cancel(grp), 0);
+    ck_assert_int_eq(coro_group_wait(grp, -1), 0);
+    ck_assert_int_eq(unwound, 7);
+    ck_assert_int_eq(coro_join(handle, NULL, 0), 0); /* a handle is still joined */
+    ck_assert_int_eq(coro_group_destroy(grp), 0);
+    ck_assert_int_eq(coro_mutex_unlock(mx), 0);
+    return NULL;
+}
+
+START_TEST(group_cancel_and_wait)
+{
+    group_objects();
+    spawn(group_boss, NULL);
+    run();
+    group_objects_free();
+}
+END_TEST
+
+/* Destroy with live members; a member's own coro_spawn is not a member;
+ * nested groups pass the cancel on by being destroyed as they unwind. */
+static int outsider_done, inner_unwound;
+
+static void *outsider(void *arg)
+{
+    (void)arg;
+    pause_ms(5);
+    outsider_done = 1;
+    return NULL;
+}
+
+static void *inner_member(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_sleep_until(-1), ECANCELED);
+    inner_unwound++;
+    return NULL;
+}
+
+static void *nests(void *arg)
+{
+    coro_group_t *inner;
+
+    (void)arg;
+    spawn(outsider, NULL);                  /* not a member */
+    ck_assert_int_eq(coro_group_create(&inner), 0);
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(coro_group_spawn(inner, NULL, inner_member, NULL, NULL), 0);
+    ck_assert_int_eq(coro_group_wait(grp, -1), EDEADLK); /* it is a member */
+    ck_assert_int_eq(coro_sleep_until(-1), ECANCELED);  /* the outer cancel */
+    ck_assert_int_eq(coro_group_destroy(inner), 0);     /* passes it on */
+    ck_assert_int_eq(inner_unwound, 3);
+    return NULL;
+}
+
+static void *nest_boss(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_group_create(&grp), 0);
+    ck_assert_int_eq(coro_group_spawn(grp, NULL, nests, NULL, NULL), 0);
+    coro_yield(NULL, NULL);
+    ck_assert_int_eq(coro_group_destroy(grp), 0);
+    ck_assert_int_eq(outsider_done, 0);     /* destroy did not wait for it */
+    return NULL;
+}
+
+START_TEST(group_nested_destroy)
+{
+    outsider_done = inner_unwound = 0;
+    spawn(nest_boss, NULL);
+    run();
+    ck_assert_int_eq(outsider_done, 1);
+}
+END_TEST
+
+/* The thread's own flow ends a group with one call: it runs the scheduler
+ * until the members are gone; others stay for the next coro_run. */
+static void *sleeps_long(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_sleep(3600 * 1000 * MS), ECANCELED);
+    unwound++;
+    return NULL;
+}
+
+START_TEST(group_destroy_from_main)
+{
+    coro_group_t *g;
+
+    unwound = 0;
+    outsider_done = 0;
+    ck_assert_int_eq(coro_group_create(&g), 0);
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(coro_group_spawn(g, NULL, sleeps_long, NULL, NULL), 0);
+    spawn(outsider, NULL);
+    ck_assert_int_eq(coro_group_destroy(g), 0);
+    ck_assert_int_eq(unwound, 4);
+    ck_assert_int_eq(outsider_done, 0);     /* still sleeping: left queued */
+    run();
+    ck_assert_int_eq(outsider_done, 1);
+    /* coro_group_wait from the own flow: runs until the members are done. */
+    ck_assert_int_eq(coro_group_create(&g), 0);
+    ck_assert_int_eq(coro_group_spawn(g, NULL, outsider, NULL, NULL), 0);
+    outsider_done = 0;
+    ck_assert_int_eq(coro_group_wait(g, -1), 0);
+    ck_assert_int_eq(outsider_done, 1);
+    ck_assert_int_eq(coro_group_destroy(g), 0);
+    ck_assert_int_eq(coro_group_wait(NULL, -1), EINVAL);
+    ck_assert_int_eq(coro_group_cancel(NULL), EINVAL);
+    ck_assert_int_eq(coro_group_destroy(NULL), EINVAL);
+    ck_assert_int_eq(coro_group_create(NULL), EINVAL);
+}
+END_TEST
+
+/* coro_shutdown: one coroutine ends the program as Go's main does; every
+ * other one, whatever it waits in, unwinds; no report, nothing left. */
+static void *ends_everything(void *arg)
+{
+    (void)arg;
+    coro_yield(NULL, NULL);                 /* the others wait */
+    ck_assert_int_eq(coro_shutdown(), 0);
+    ck_assert_int_eq(coro_chan_recv(ch, NULL, -1), ECANCELED); /* its own too */
+    return NULL;
+}
+
+START_TEST(shutdown_ends_the_run)
+{
+    group_objects();
+    for (intptr_t k = 0; k < 7; k++) {
+        if (k == 1)
+            continue; /* nobody holds mx here */
+        spawn(member_waits, (void *)k);
+    }
+    spawn(sleeps_long, NULL);
+    spawn(ends_everything, NULL);
+    FILE *f = tmpfile();
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(f), 2);
+    int r = coro_run();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ck_assert_int_eq(r, 0);
+    ck_assert_int_eq(ftell(f), 0);          /* no deadlock report */
+    fclose(f);
+    ck_assert_int_eq(unwound, 7);
+    group_objects_free();
+}
+END_TEST
 static Suite *sync_suite(void)
 {
     Suite *s = suite_create("sync");
@@ -2118,6 +2332,13 @@ static Suite *sync_suite(void)
     tcase_add_test(tc, passed_deadline_only_tries);
     tcase_add_test(tc, objects_belong_to_their_thread);
     tcase_add_test(tc, deadlock_names_every_wait);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("groups");
+    tcase_add_test(tc, group_cancel_and_wait);
+    tcase_add_test(tc, group_nested_destroy);
+    tcase_add_test(tc, group_destroy_from_main);
+    tcase_add_test(tc, shutdown_ends_the_run);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("misuse");

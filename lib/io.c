@@ -300,6 +300,27 @@ static void recheck(struct coro__io *io, int64_t now)
     }
 }
 
+/* epoll_pwait2 (Linux 5.11: a nanosecond timeout), or epoll_wait with
+ * the timeout rounded up to milliseconds where it is missing (older
+ * kernels, valgrind 3.19). */
+static int reactor_wait(int epfd, struct epoll_event *evs, const struct timespec *ts)
+{
+    static int no_pwait2;
+
+    if (!__atomic_load_n(&no_pwait2, __ATOMIC_RELAXED)) {
+        int n = epoll_pwait2(epfd, evs, EVENTS_MAX, ts, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        __atomic_store_n(&no_pwait2, 1, __ATOMIC_RELAXED);
+    }
+    int ms = -1;
+    if (ts) {
+        int64_t ns = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+        ms = ns > (int64_t)INT_MAX * 1000000 ? INT_MAX : (int)((ns + 999999) / 1000000);
+    }
+    return epoll_wait(epfd, evs, EVENTS_MAX, ms);
+}
+
 void coro__io_poll(struct coro__sched *s, int64_t deadline)
 {
     struct coro__io *io = io_of(s);
@@ -330,7 +351,7 @@ void coro__io_poll(struct coro__sched *s, int64_t deadline)
             tsp = &ts;
         }
     }
-    int n = epoll_pwait2(io->epfd, evs, EVENTS_MAX, tsp, NULL);
+    int n = reactor_wait(io->epfd, evs, tsp);
     for (int i = 0; i < n; i++)
         handle(io, &evs[i]);
 }

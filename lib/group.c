@@ -72,20 +72,17 @@ static int group_empty(void *g)
     return ((struct coro_group *)g)->live == 0;
 }
 
-int coro_group_wait(coro_group_t *g, int64_t deadline)
+/* Waits for g to be empty; kind CORO__WAIT_JOIN for coro_group_wait,
+ * CORO__WAIT_RELOCK (not cancellable: a cancel stays pending) for
+ * coro_group_destroy. */
+static int group_wait(coro_group_t *g, int64_t deadline, enum coro__wait_kind kind)
 {
-    int err;
-
-    if (!g || deadline < -1)
-        return EINVAL;
-    if ((err = coro__sync_home(g->home)))
-        return err;
     if (!g->live)
         return 0;
     if (!coro__self()) {
         /* The thread's own flow: run the scheduler until the group is
          * done (the deadline does not apply: nothing else runs here). */
-        err = coro__sched_run_until(group_empty, g);
+        int err = coro__sched_run_until(group_empty, g);
         return err ? err : (g->live ? EDEADLK : 0);
     }
     struct coro__task *self = coro__self_task();
@@ -100,7 +97,18 @@ int coro_group_wait(coro_group_t *g, int64_t deadline)
     wait.n = 1;
     w.wait = &wait;
     coro__waitq_push(&g->q, &w);
-    return coro__wait_block(&wait, deadline, CORO__WAIT_JOIN, "coro_group_wait");
+    return coro__wait_block(&wait, deadline, kind, "coro_group_wait");
+}
+
+int coro_group_wait(coro_group_t *g, int64_t deadline)
+{
+    int err;
+
+    if (!g || deadline < -1)
+        return EINVAL;
+    if ((err = coro__sync_home(g->home)))
+        return err;
+    return group_wait(g, deadline, CORO__WAIT_JOIN);
 }
 
 int coro_group_cancel(coro_group_t *g)
@@ -125,20 +133,19 @@ int coro_group_destroy(coro_group_t *g)
     if ((err = coro__sync_home(g->home)))
         return err;
     struct coro__task *self = coro__self_task();
+    if (coro__self() && !self)
+        return EPERM; /* a plain coroutine cannot wait */
     if (self && self->group == g)
         return EDEADLK;
     if (coro__waitq_first(&g->q))
         return EBUSY;
     coro_group_cancel(g);
-    while (g->live) {
-        /* Waits without a deadline; a cancel of the caller does not stop
-         * it (the members are being cancelled already). */
-        err = coro_group_wait(g, -1);
-        if (err && err != ECANCELED)
-            return err;
-        if (err == ECANCELED && self)
-            self->cancelled = 1; /* keep it for the caller's next wait */
-    }
+    /* Not cancellable: a cancel of the caller meanwhile stays pending for
+     * its next wait.  Only the last stage of breaking a deadlock ends it,
+     * when the members can never finish. */
+    err = group_wait(g, -1, CORO__WAIT_RELOCK);
+    if (g->live)
+        return err ? err : EDEADLK;
     free(g);
     return 0;
 }

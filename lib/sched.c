@@ -457,8 +457,14 @@ int coro__sched_run_until(int (*done)(void *), void *arg)
     if (!s)
         return 0;
     int err = loop(s, done, arg);
-    if (!s->live)
+    if (!s->live) {
         run_end(s);
+    } else {
+        /* Stopped for done(arg) with others left (a group waited for from
+         * the own flow): a deadlock broken meanwhile is over. */
+        s->drain = 0;
+        s->deadlocked = 0;
+    }
     return err;
 }
 
@@ -472,8 +478,10 @@ int coro_shutdown(void)
     struct coro__sched *s = coro__sched_current();
     struct coro__task *self = coro__self_task();
 
-    if (!s || (coro__self() && !self))
+    if (coro__self() && !self)
         return EPERM;
+    if (!s)
+        return 0; /* nothing was ever spawned here: nothing to end */
     s->stopping = 1;
     if (s->drain < 1)
         s->drain = 1;

@@ -554,8 +554,10 @@ CORO_API int coro_future_wait(coro_future_t *f, void **value, int64_t deadline);
  * until coro_fd_close; close it with coro_fd_close (which wakes its
  * waiters with EBADF).  A plain close(2) of a registered fd is tolerated:
  * events of the old file are dropped, and a new fd with the same number
- * is found out at its next EAGAIN, or within a second by a coroutine
- * already waiting on it.
+ * is found out at its next EAGAIN, or within about a second by a
+ * coroutine already waiting on it.  Only fds libcoro made (coro_accept,
+ * coro_tcp_listen, an fd given to coro_connect) may park without trying
+ * first after a short transfer; other fds always try the system call.
  *
  * Byte counts: *n (never NULL) receives the bytes moved, also when the
  * call fails or times out part way.  EINTR is retried.  Other errors are
@@ -568,8 +570,8 @@ enum { CORO_IN = 1, CORO_OUT = 2 };           /* coro_wait_fd events */
 /* Waits until fd is readable (CORO_IN) and/or writable (CORO_OUT), as
  * poll(2) would say; *revents (may be NULL) gets the CORO_IN/CORO_OUT bits
  * that are ready, with both set on an error or hang-up.
- * Returns 0; EINVAL if events has no known bit or fd < 0; EBADF if fd is
- * not open or is closed by coro_fd_close while waiting; ETIMEDOUT;
+ * Returns 0; EINVAL if events has no known bit; EBADF if fd is negative or
+ * not open, or is closed by coro_fd_close while waiting; ETIMEDOUT;
  * ECANCELED; EPERM; ENOMEM. */
 CORO_API int coro_wait_fd(int fd, unsigned events, unsigned *revents, int64_t deadline);
 
@@ -610,28 +612,33 @@ CORO_API int coro_connect(int fd, const struct sockaddr *addr, socklen_t addrlen
 
 /* poll(2) that parks: waits until one of fds is ready; *nready (may be
  * NULL) is the number with revents set.  nfds 0 waits for the deadline or
- * a cancel.  Entries with fd < 0 are ignored, as by poll(2). */
+ * a cancel.  Entries with fd < 0 are ignored, as by poll(2).  *nready is
+ * left alone when it fails. */
 CORO_API int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline);
 
 /* Closes fd after waking every coroutine waiting on it with EBADF and
- * forgetting it in the reactor.  Any code on the thread may call it.
+ * forgetting it in the reactor.  Any code on the thread may call it; call
+ * it on the thread whose coroutines use fd (another thread's reactor is
+ * not told, and finds out only as for a plain close(2)).
  * Returns 0, or close(2)'s error (EBADF). */
 CORO_API int coro_fd_close(int fd);
 
 /* A TCP listener on host:port with listen(2)'s backlog (negative:
- * SOMAXCONN) (host NULL: every address; names are
+ * SOMAXCONN) (host NULL: every address, IPv6 and IPv4 on one socket where
+ * the machine has IPv6; names are
  * resolved with a blocking getaddrinfo: pass numeric addresses from a
  * coroutine that must not block), SO_REUSEADDR, non-blocking and
  * close-on-exec.  Any code may call it.
  * Returns 0 with *fd; EINVAL for a NULL fd or port; a getaddrinfo EAI_*
- * code (negative) when the name cannot be resolved; else the error of
+ * code (negative) when the name cannot be resolved (EAI_SYSTEM: the
+ * errno value instead); else the error of
  * socket/bind/listen (EADDRINUSE, ...). */
 CORO_API int coro_tcp_listen(const char *host, const char *port, int backlog, int *fd);
 
 /* A TCP connection to host:port: resolves it (coro_getaddrinfo), then
  * tries each address in turn with coro_connect until one answers or the
- * deadline passes.  Returns 0 with *fd (non-blocking, close-on-exec); the
- * last address's error; a getaddrinfo EAI_* code (negative); ETIMEDOUT;
+ * deadline passes.  Returns 0 with *fd (non-blocking, close-on-exec);
+ * EINVAL if host, port or fd is NULL; the last address's error; a getaddrinfo EAI_* code (negative); ETIMEDOUT;
  * ECANCELED; EPERM. */
 CORO_API int coro_tcp_dial(const char *host, const char *port, int *fd, int64_t deadline);
 
@@ -640,15 +647,17 @@ CORO_API int coro_tcp_dial(const char *host, const char *port, int *fd, int64_t 
  * parks until it returns; *result (may be NULL) gets its return value.
  * For blocking work: regular-file I/O, DNS, a library without a
  * non-blocking interface.  On ETIMEDOUT or ECANCELED the coroutine goes
- * on at once while fn still runs: its result is then dropped when it
- * returns, so fn must own arg (or arg must outlive it: e.g. free it in
- * fn) and must not touch the caller's stack.
+ * on at once while fn still runs (also when the deadline had passed or a
+ * cancel was pending before the call: fn is always run): its result is
+ * then dropped when it returns, so fn must own arg (or arg must outlive
+ * it: e.g. free it in fn) and must not touch the caller's stack.
  * Returns 0; EINVAL if fn is NULL; ENOMEM / EAGAIN if no thread or memory
  * can be had; ETIMEDOUT; ECANCELED; EPERM. */
 CORO_API int coro_offload(void *(*fn)(void *), void *arg, void **result, int64_t deadline);
 
 /* getaddrinfo(3) run by coro_offload.  Returns 0 with *res (free it with
- * freeaddrinfo), a positive errno (ETIMEDOUT, ECANCELED, EPERM, ENOMEM),
+ * freeaddrinfo), a positive errno (EINVAL if res is NULL or both node and
+ * service are; ETIMEDOUT, ECANCELED, EPERM, ENOMEM; EAI_SYSTEM's errno),
  * or getaddrinfo's EAI_* code (negative). */
 CORO_API int coro_getaddrinfo(const char *node, const char *service,
                               const struct addrinfo *hints, struct addrinfo **res,

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,12 @@ struct fdent {
     uint32_t gen;               /* of its current registration */
     unsigned char registered;   /* in the epoll set (as far as we know) */
     unsigned char ready[2];     /* an event came since the last EAGAIN */
+    unsigned char hup;          /* a hang-up or error was seen: reads stay
+                                 * ready (EOF or the error is for good) */
+    unsigned char owned;        /* made by libcoro (accept, listen, connect):
+                                 * a call may park without trying when not
+                                 * ready; other fds always try first, since
+                                 * their number may be a reused one */
     struct coro__waitq q[2];    /* coroutines waiting per direction, FIFO */
     int64_t since;              /* when its oldest waiter began, for rechecks */
 };
@@ -148,6 +155,7 @@ static int fd_arm(struct coro__io *io, int fd, struct fdent *e)
             return errno;
     }
     e->registered = 1;
+    e->hup = 0;
     e->ready[DIR_IN] = e->ready[DIR_OUT] = 1; /* not known yet */
     e->since = coro_now();
     return 0;
@@ -224,7 +232,7 @@ static void clear_ready(struct coro__io *io, int fd, int dir)
 {
     struct fdent *e = fd_known(io, fd);
 
-    if (e)
+    if (e && !(dir == DIR_IN && e->hup))
         e->ready[dir] = 0;
 }
 
@@ -234,7 +242,7 @@ static int known_empty(struct coro__io *io, int fd, int dir)
 {
     struct fdent *e = fd_known(io, fd);
 
-    return e && e->registered && !e->ready[dir];
+    return e && e->registered && e->owned && !e->ready[dir];
 }
 
 /* ------------------------------------------------------------- reactor */
@@ -258,11 +266,14 @@ static void handle(struct coro__io *io, const struct epoll_event *ev)
     e->since = coro_now();
     if (x & (EPOLLERR | EPOLLHUP)) {
         e->ready[DIR_IN] = e->ready[DIR_OUT] = 1;
+        e->hup = 1;
         wake_all(e, 0); /* each finds the error or EOF itself */
         return;
     }
     if (x & (EPOLLIN | EPOLLRDHUP)) {
         e->ready[DIR_IN] = 1;
+        if (x & EPOLLRDHUP)
+            e->hup = 1; /* the peer's end of file: every read sees it */
         wake_first(e, DIR_IN);
     }
     if (x & EPOLLOUT) {
@@ -436,9 +447,13 @@ static ssize_t op_do(const struct op *o)
 static int op_once(struct coro__io *io, const struct op *o, int dir, size_t want,
                    size_t *got, int64_t deadline, const char *what)
 {
+    /* A passed deadline is a try: it makes the call even when no event
+     * said the fd is ready. */
+    int trying = deadline == 0 || (deadline > 0 && deadline <= coro_now());
+
     *got = 0;
     for (;;) {
-        if (!known_empty(io, o->fd, dir)) {
+        if (trying || !known_empty(io, o->fd, dir)) {
             ssize_t r = op_do(o);
             if (r >= 0) {
                 *got = (size_t)r;
@@ -458,7 +473,7 @@ static int op_once(struct coro__io *io, const struct op *o, int dir, size_t want
              * being the old file's).  Rare in steady state: after a short
              * transfer the next call parks without trying. */
             if (e && e->registered &&
-                (e->ready[dir] || coro_now() - e->since >= RECHECK_NS)) {
+                (!e->owned || e->ready[dir] || coro_now() - e->since >= RECHECK_NS)) {
                 int err = fd_arm(io, o->fd, e);
                 if (err)
                     return err;
@@ -625,12 +640,14 @@ int coro_writev(int fd, const struct iovec *iov, int iovcnt, size_t *n, int64_t 
  * with close(2)): forget it. */
 static void fd_fresh(struct coro__io *io, int fd)
 {
-    struct fdent *e = fd_known(io, fd);
+    struct fdent *e = fd_entry(io, fd);
 
-    if (e && e->registered) {
-        e->registered = 0;
-        e->ready[DIR_IN] = e->ready[DIR_OUT] = 0;
-    }
+    if (!e)
+        return; /* no room: it is treated as a user's fd */
+    e->registered = 0;
+    e->hup = 0;
+    e->ready[DIR_IN] = e->ready[DIR_OUT] = 0;
+    e->owned = 1;
 }
 
 int coro_accept(int lfd, int *fd, struct sockaddr *addr, socklen_t *addrlen,
@@ -641,8 +658,9 @@ int coro_accept(int lfd, int *fd, struct sockaddr *addr, socklen_t *addrlen,
     if (!fd)
         return EINVAL;
     struct coro__io *io = io_begin(lfd, deadline, &err);
+    int trying = deadline == 0 || (deadline > 0 && deadline <= coro_now());
     while (io) {
-        if (!known_empty(io, lfd, DIR_IN)) {
+        if (trying || !known_empty(io, lfd, DIR_IN)) {
             int c = accept4(lfd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (c >= 0) {
                 fd_fresh(io, c);
@@ -850,6 +868,8 @@ int coro_fd_close(int fd)
         if (e->registered)
             (void)epoll_ctl(io->epfd, EPOLL_CTL_DEL, fd, NULL);
         e->registered = 0;
+        e->owned = 0;
+        e->hup = 0;
         e->ready[DIR_IN] = e->ready[DIR_OUT] = 0;
         e->gen++;
     }
@@ -862,11 +882,34 @@ int coro_fd_close(int fd)
 
 /* ------------------------------------------------------------------ tcp */
 
+/* A listening socket for a; 0 with *fd, or the error.  v6only 0 makes an
+ * IPv6 wildcard listener take IPv4 too. */
+static int listen_on(const struct addrinfo *a, int backlog, int v6only, int *fd)
+{
+    int one = 1;
+    int s = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                   a->ai_protocol);
+
+    if (s < 0)
+        return errno;
+    if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+        (a->ai_family != AF_INET6 ||
+         setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) == 0) &&
+        bind(s, a->ai_addr, a->ai_addrlen) == 0 &&
+        listen(s, backlog < 0 ? SOMAXCONN : backlog) == 0) {
+        *fd = s;
+        return 0;
+    }
+    int err = errno;
+    close(s);
+    return err;
+}
+
 int coro_tcp_listen(const char *host, const char *port, int backlog, int *fd)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE }, *res, *a;
-    int saved = errno, err = 0, one = 1;
+    int saved = errno, err = EADDRNOTAVAIL, s = -1;
 
     if (!port || !fd)
         return EINVAL;
@@ -876,28 +919,23 @@ int coro_tcp_listen(const char *host, const char *port, int backlog, int *fd)
         errno = saved;
         return err;
     }
-    err = EADDRNOTAVAIL;
-    for (a = res; a; a = a->ai_next) {
-        int s = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                       a->ai_protocol);
-        if (s < 0) {
-            err = errno;
-            continue;
-        }
-        if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
-            bind(s, a->ai_addr, a->ai_addrlen) == 0 &&
-            listen(s, backlog < 0 ? SOMAXCONN : backlog) == 0) {
-            struct coro__sched *sc = coro__sched_current();
-            if (sc && sc->io)
-                fd_fresh(sc->io, s);
-            *fd = s;
-            err = 0;
-            break;
-        }
-        err = errno;
-        close(s);
-    }
+    /* Every address (host NULL): one IPv6 wildcard socket that takes IPv4
+     * too, where the machine has IPv6; else the first that works. */
+    if (!host)
+        for (a = res; a && s < 0; a = a->ai_next)
+            if (a->ai_family == AF_INET6 && listen_on(a, backlog, 0, &s) != 0)
+                s = -1;
+    for (a = res; a && s < 0; a = a->ai_next)
+        if ((err = listen_on(a, backlog, 1, &s)) != 0)
+            s = -1;
     freeaddrinfo(res);
+    if (s >= 0) {
+        struct coro__sched *sc = coro__sched_current();
+        if (sc && sc->io)
+            fd_fresh(sc->io, s);
+        *fd = s;
+        err = 0;
+    }
     errno = saved;
     return err;
 }

@@ -247,8 +247,9 @@ static int offload_run(struct job *j, int64_t deadline, const char *what)
 
     if (err || (err = deadline < -1 ? EINVAL : 0))
         return err;
-    if ((err = coro__wait_early(deadline)))
-        return err;
+    /* Even with a deadline already passed or a cancel pending the job is
+     * submitted: ETIMEDOUT and ECANCELED always mean "fn runs and its
+     * result is dropped", one contract for the caller. */
     struct coro__io *io = coro__io_here(&err);
     if (!io)
         return err;
@@ -263,6 +264,7 @@ static int offload_run(struct job *j, int64_t deadline, const char *what)
     pthread_mutex_unlock(&b->lock);
     if ((err = pool_submit(j))) {
         box_unref(b);
+        j->box = NULL; /* never submitted: the caller frees it */
         return err;
     }
     io->offloads++;

@@ -705,6 +705,154 @@ START_TEST(calls_outside_coroutines)
 }
 END_TEST
 
+/* The peer writes and closes at once: data and hang-up come in one
+ * event; the short read of the data does not hide the end of file. */
+static int eof_sv[2];
+
+static void *writes_and_closes(void *arg)
+{
+    (void)arg;
+    coro_sleep(10 * MS);                    /* the reader waits first */
+    ck_assert_int_eq(write(eof_sv[1], "abc", 3), 3);
+    ck_assert_int_eq(close(eof_sv[1]), 0);
+    return NULL;
+}
+
+static void *reads_to_eof(void *arg)
+{
+    int fd;
+    char buf[100];
+    size_t n;
+
+    (void)arg;
+    ck_assert_int_eq(coro_accept(lfd, &fd, NULL, NULL, in_ms(5000)), 0);
+    eof_sv[0] = fd;
+    ck_assert_int_eq(coro_read(fd, buf, sizeof buf, &n, in_ms(5000)), 0);
+    ck_assert_uint_eq(n, 3);
+    int64_t t0 = coro_now();
+    ck_assert_int_eq(coro_read(fd, buf, sizeof buf, &n, in_ms(5000)), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_lt(coro_now() - t0, 200 * MS); /* not the 1 s recheck */
+    coro_fd_close(fd);
+    return NULL;
+}
+
+static void *dials_for_eof(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_tcp_dial("127.0.0.1", port_s, &eof_sv[1], in_ms(5000)), 0);
+    spawn(writes_and_closes, NULL);
+    return NULL;
+}
+
+START_TEST(eof_with_the_last_data)
+{
+    lfd = listener(port_s, 4);
+    spawn(reads_to_eof, NULL);
+    spawn(dials_for_eof, NULL);
+    run();
+    coro_fd_close(lfd);
+}
+END_TEST
+
+/* A passed deadline tries the call even after a short read said the fd
+ * was drained (data may have come since). */
+static void *tries_after_short_read(void *arg)
+{
+    int c, s;
+    char buf[100];
+    size_t n;
+
+    (void)arg;
+    ck_assert_int_eq(coro_tcp_dial("127.0.0.1", port_s, &c, in_ms(5000)), 0);
+    ck_assert_int_eq(coro_accept(lfd, &s, NULL, NULL, in_ms(5000)), 0);
+    ck_assert_int_eq(coro_write(c, "x", 1, &n, -1), 0);
+    ck_assert_int_eq(coro_read(s, buf, sizeof buf, &n, in_ms(5000)), 0); /* short */
+    ck_assert_int_eq(coro_write(c, "yz", 2, &n, -1), 0);
+    usleep(20000);                          /* it is there; no event taken yet */
+    ck_assert_int_eq(coro_read(s, buf, sizeof buf, &n, 0), 0);
+    ck_assert_uint_eq(n, 2);
+    coro_fd_close(c);
+    coro_fd_close(s);
+    return NULL;
+}
+
+START_TEST(try_after_short_read)
+{
+    lfd = listener(port_s, 4);
+    spawn(tries_after_short_read, NULL);
+    run();
+    coro_fd_close(lfd);
+}
+END_TEST
+
+/* coro_offload always runs fn, even with a passed deadline. */
+static volatile int ran_anyway;
+
+static void *marks_ran(void *arg)
+{
+    (void)arg;
+    __atomic_store_n(&ran_anyway, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void *offloads_too_late(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_offload(marks_ran, NULL, NULL, 0), ETIMEDOUT);
+    for (int k = 0; k < 500 && !__atomic_load_n(&ran_anyway, __ATOMIC_ACQUIRE); k++)
+        coro_sleep(2 * MS);
+    ck_assert_int_eq(ran_anyway, 1);
+    return NULL;
+}
+
+START_TEST(offload_runs_even_when_late)
+{
+    spawn(offloads_too_late, NULL);
+    run();
+}
+END_TEST
+
+/* coro_tcp_listen(NULL, ...) takes IPv4 and IPv6 (where there is IPv6). */
+static void *dials_both(void *arg)
+{
+    int fd, c;
+
+    (void)arg;
+    ck_assert_int_eq(coro_tcp_dial("127.0.0.1", port_s, &fd, in_ms(5000)), 0);
+    ck_assert_int_eq(coro_accept(lfd, &c, NULL, NULL, in_ms(5000)), 0);
+    coro_fd_close(fd);
+    coro_fd_close(c);
+    int s6 = socket(AF_INET6, SOCK_STREAM, 0);
+    if (s6 >= 0) {
+        close(s6);
+        int r = coro_tcp_dial("::1", port_s, &fd, in_ms(5000));
+        if (r != EADDRNOTAVAIL && r != ENETUNREACH) { /* ::1 configured */
+            ck_assert_int_eq(r, 0);
+            ck_assert_int_eq(coro_accept(lfd, &c, NULL, NULL, in_ms(5000)), 0);
+            coro_fd_close(fd);
+            coro_fd_close(c);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(listen_on_every_address)
+{
+    struct sockaddr_storage a;
+    socklen_t len = sizeof a;
+
+    ck_assert_int_eq(coro_tcp_listen(NULL, "0", 8, &lfd), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    unsigned port = a.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&a)->sin6_port)
+                                            : ntohs(((struct sockaddr_in *)&a)->sin_port);
+    snprintf(port_s, sizeof port_s, "%u", port);
+    spawn(dials_both, NULL);
+    run();
+    coro_fd_close(lfd);
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
@@ -716,6 +864,9 @@ static Suite *io_suite(void)
     tcase_add_test(tc, peer_reset);
     tcase_add_test(tc, connect_refused);
     tcase_add_test(tc, connect_times_out);
+    tcase_add_test(tc, eof_with_the_last_data);
+    tcase_add_test(tc, try_after_short_read);
+    tcase_add_test(tc, listen_on_every_address);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("waits");
@@ -730,6 +881,7 @@ static Suite *io_suite(void)
 
     tc = tcase_create("offload");
     tcase_add_test(tc, offload_pool);
+    tcase_add_test(tc, offload_runs_even_when_late);
     tcase_add_test(tc, getaddrinfo_localhost);
     tcase_add_test(tc, signal_wait);
     suite_add_tcase(s, tc);

@@ -78,4 +78,14 @@ static inline void bench_args(int argc, char **argv, long *iters, int *runs)
     }
 }
 
+/* coro_join without a deadline, whichever form the header has: two
+ * arguments until issue 8, a deadline third since (bench/meson.build and
+ * bench/compare.sh define BENCH_JOIN_DEADLINE when a probe with three
+ * compiles). */
+#ifdef BENCH_JOIN_DEADLINE
+#define BENCH_JOIN(co, result) coro_join((co), (result), -1)
+#else
+#define BENCH_JOIN(co, result) coro_join((co), (result))
+#endif
+
 #endif

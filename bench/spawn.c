@@ -41,7 +41,7 @@ static void *batched(void *arg)
                 abort();
         for (long k = 0; k < n; k++) {
             void *r;
-            if (coro_join(handles[k], &r, -1) || r != (void *)(i + k))
+            if (BENCH_JOIN(handles[k], &r) || r != (void *)(i + k))
                 abort();
         }
     }
@@ -56,7 +56,7 @@ static void *all_at_once(void *arg)
             abort();
     for (long i = 0; i < count; i++) {
         void *r;
-        if (coro_join(handles[i], &r, -1) || r != (void *)i)
+        if (BENCH_JOIN(handles[i], &r) || r != (void *)i)
             abort();
     }
     return NULL;

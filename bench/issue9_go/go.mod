@@ -1,0 +1,3 @@
+module issue9_go
+
+go 1.19

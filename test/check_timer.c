@@ -95,7 +95,9 @@ START_TEST(sleepers_wake_in_deadline_order)
 {
     static const long ms[] = {40, 10, 30, 0, 20};
 
-    order_base = coro_now();
+    /* A deadline already passed returns at once (a try): the base is far
+     * enough ahead that every sleeper parks first, even under TSan. */
+    order_base = coro_now() + 300 * MS;
     for (int i = 0; i < 5; i++)
         ck_assert_int_eq(coro_spawn(NULL, sleeps_from_base, (void *)(('a' + i) * 100L + ms[i]), NULL), 0);
     ck_assert_int_eq(coro_run(), 0);
@@ -115,7 +117,7 @@ static void *sleeps_until_shared(void *arg)
 
 START_TEST(equal_deadlines_are_fifo)
 {
-    shared_deadline = coro_now() + 5 * MS;
+    shared_deadline = coro_now() + 300 * MS; /* all park first (see above) */
     for (char c = 'a'; c <= 'h'; c++)
         ck_assert_int_eq(coro_spawn(NULL, sleeps_until_shared, (void *)(long)c, NULL), 0);
     ck_assert_int_eq(coro_run(), 0);

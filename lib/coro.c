@@ -155,10 +155,10 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
             return EINVAL;
         size = attr->stack_size;
     }
+    int saved_errno = errno; /* public calls never change errno */
     struct coro__thread *t = coro__thread_get();
-    if (!t)
-        return ENOMEM;
-    int err = coro__stack_alloc(size + sizeof(coro_t) + 64, &st);
+    int err = t ? coro__stack_alloc(size + sizeof(coro_t) + 64, &st) : ENOMEM;
+    errno = saved_errno;
     if (err)
         return err;
 
@@ -194,11 +194,15 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
 static int resume_check_slow(coro_t *co, struct coro__thread **tp)
 {
     switch (co->state) {
-    case CORO_READY:
-        if (!(*tp = coro__thread_get()))
+    case CORO_READY: {
+        int saved_errno = errno; /* public calls never change errno */
+        *tp = coro__thread_get();
+        errno = saved_errno;
+        if (!*tp)
             return ENOMEM;
         co->owner = (*tp)->serial;
         return 0;
+    }
     case CORO_SUSPENDED:
         return EPERM; /* it started on another thread */
     case CORO_FINISHED:
@@ -291,7 +295,9 @@ int coro_destroy(coro_t *co)
     coro__san_destroyed(co);
     co->state = CORO_FINISHED;
     co->stack->user = NULL;
+    int saved_errno = errno; /* public calls never change errno */
     coro__stack_free(co->stack);
+    errno = saved_errno;
     return 0;
 }
 

@@ -83,7 +83,7 @@ static int walk_saved(const coro_t *co, void **frames, int max, FILE *out)
 
 #endif
 
-int coro_backtrace(const coro_t *co, void **frames, int max)
+static int backtrace_of(const coro_t *co, void **frames, int max)
 {
     if (!co || max < 0 || (!frames && max > 0))
         return -EINVAL;
@@ -114,6 +114,16 @@ int coro_backtrace(const coro_t *co, void **frames, int max)
 #else
     return -ENOTSUP;
 #endif
+}
+
+/* libunwind's memory probes set errno (EAGAIN from its pipe): kept. */
+int coro_backtrace(const coro_t *co, void **frames, int max)
+{
+    int saved = errno;
+    int n = backtrace_of(co, frames, max);
+
+    errno = saved;
+    return n;
 }
 
 struct dump {
@@ -177,7 +187,8 @@ static void dump_one(coro__stack_t *st, void *arg)
 
 void coro_dump(FILE *out)
 {
-    struct coro__thread *t = coro__thread_get();
+    int saved = errno; /* libunwind's probes and stdio may set it */
+    struct coro__thread *t = coro__tl;
     struct dump d = {.out = out, .self = coro_self(), .serial = t ? t->serial : 0};
 
     if (!out)
@@ -192,4 +203,5 @@ void coro_dump(FILE *out)
     coro__stack_foreach(dump_one, &d);
     fprintf(out, "coro_dump: %d live coroutine%s\n", d.count, d.count == 1 ? "" : "s");
     fflush(out);
+    errno = saved;
 }

@@ -295,7 +295,7 @@ static void install(void)
     sigaction(SIGBUS, &sa, &old_bus);
 }
 
-void coro__debug_thread_start(void)
+static void thread_start(void)
 {
     stack_t cur;
 
@@ -319,6 +319,16 @@ void coro__debug_thread_start(void)
     }
     alt_mem = p;
     alt_len = len;
+}
+
+/* Keeps errno: it runs inside public calls (a thread's first create or
+ * resume), and libunwind's warm-up, sigaltstack or mmap may set it. */
+void coro__debug_thread_start(void)
+{
+    int saved = errno;
+
+    thread_start();
+    errno = saved;
 }
 
 void coro__debug_thread_stop(void)

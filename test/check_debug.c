@@ -666,6 +666,90 @@ START_TEST(dump_from_inside_a_coroutine)
 }
 END_TEST
 
+/* ------------------------------------------------------------- errno */
+
+#define ERRNO_SENTINEL 0x5eed
+
+static void *errno_body(void *arg)
+{
+    (void)arg;
+    coro_yield(NULL, NULL);
+    return NULL;
+}
+
+/* Fails the child (exit 10 + step) where a call changed errno. */
+#define KEEPS_ERRNO(step, call) \
+    do { \
+        errno = ERRNO_SENTINEL; \
+        call; \
+        if (errno != ERRNO_SENTINEL) { \
+            fprintf(stderr, "%s changed errno to %d\n", #call, errno); \
+            _exit(10 + (step)); \
+        } \
+    } while (0)
+
+/* The first calls of a fresh process, where libcoro sets itself up
+ * (libunwind's warm-up, the signal handler, the first slab). */
+static void child_first_calls_keep_errno(void)
+{
+    coro_t *co, *other;
+    void *frames[16];
+    FILE *null = fopen("/dev/null", "w");
+
+    if (!null)
+        _exit(2);
+    KEEPS_ERRNO(0, coro_dump(null));
+    KEEPS_ERRNO(1, coro_create(&co, errno_body, NULL, NULL));
+    KEEPS_ERRNO(2, coro_resume(co, NULL, NULL));
+    KEEPS_ERRNO(3, coro_backtrace(co, frames, 16));
+    KEEPS_ERRNO(4, coro_dump(null));
+    KEEPS_ERRNO(5, coro_resume(co, NULL, NULL));
+    KEEPS_ERRNO(6, coro_destroy(co));
+    /* A first resume on a thread that never created one. */
+    KEEPS_ERRNO(7, coro_create(&other, errno_body, NULL, NULL));
+    KEEPS_ERRNO(8, coro_destroy(other));
+    fclose(null);
+}
+
+START_TEST(first_calls_keep_errno)
+{
+    int status = run_child(child_first_calls_keep_errno);
+
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+}
+END_TEST
+
+static void *resume_in_thread(void *arg)
+{
+    coro_t *co = arg;
+
+    KEEPS_ERRNO(20, coro_resume(co, NULL, NULL)); /* the thread's first call */
+    KEEPS_ERRNO(21, coro_resume(co, NULL, NULL));
+    return NULL;
+}
+
+static void child_thread_first_resume(void)
+{
+    coro_t *co;
+    pthread_t t;
+
+    if (coro_create(&co, errno_body, NULL, NULL) != 0 ||
+        pthread_create(&t, NULL, resume_in_thread, co) != 0)
+        _exit(2);
+    pthread_join(t, NULL);
+    KEEPS_ERRNO(22, coro_destroy(co));
+}
+
+START_TEST(first_resume_on_a_thread_keeps_errno)
+{
+    int status = run_child(child_thread_first_resume);
+
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+}
+END_TEST
+
 START_TEST(dump_to_null_is_harmless)
 {
     coro_dump(NULL);
@@ -707,6 +791,11 @@ static Suite *debug_suite(void)
     tcase_add_test(tc, dump_lists_every_coroutine);
     tcase_add_test(tc, dump_from_inside_a_coroutine);
     tcase_add_test(tc, dump_to_null_is_harmless);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("errno");
+    tcase_add_test(tc, first_calls_keep_errno);
+    tcase_add_test(tc, first_resume_on_a_thread_keeps_errno);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -51,6 +51,7 @@ static int walk(unw_cursor_t *c, void **frames, int max, FILE *out)
 {
     int n = 0;
 
+    CORO__VALGRIND_QUIET();
     while (n < max) {
         unw_word_t ip;
         if (unw_get_reg(c, UNW_REG_IP, &ip) < 0 || ip == 0)
@@ -61,8 +62,9 @@ static int walk(unw_cursor_t *c, void **frames, int max, FILE *out)
             print_frame(out, n, c, ip);
         n++;
         if (unw_step(c) <= 0)
-            return n;
+            break;
     }
+    CORO__VALGRIND_LOUD();
     if (out && n == max)
         fprintf(out, "    ... (more frames)\n");
     return n;
@@ -106,9 +108,12 @@ static int backtrace_of(const coro_t *co, void **frames, int max)
         unw_context_t uc;
         unw_cursor_t c;
         unw_getcontext(&uc);
-        if (unw_init_local(&c, &uc) < 0 || unw_step(&c) <= 0)
+        if (unw_init_local(&c, &uc) < 0)
             return 0;
-        return walk(&c, frames, max, NULL);
+        CORO__VALGRIND_QUIET();
+        int r = unw_step(&c);
+        CORO__VALGRIND_LOUD();
+        return r > 0 ? walk(&c, frames, max, NULL) : 0;
     }
     return walk_saved(co, frames, max, NULL);
 #else
@@ -164,8 +169,13 @@ static void dump_one(coro__stack_t *st, void *arg)
 #if defined(CORO_HAVE_LIBUNWIND)
         {
             unw_cursor_t c;
-            if (unw_init_local(&c, &d->here) == 0 && unw_step(&c) > 0)
-                walk(&c, NULL, DUMP_FRAMES, d->out);
+            if (unw_init_local(&c, &d->here) == 0) {
+                CORO__VALGRIND_QUIET();
+                int r = unw_step(&c);
+                CORO__VALGRIND_LOUD();
+                if (r > 0)
+                    walk(&c, NULL, DUMP_FRAMES, d->out);
+            }
         }
 #endif
         return;

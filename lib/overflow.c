@@ -193,14 +193,19 @@ static void unwind_backtrace(struct line *l, void *uc)
         frame_line(l, i, &tail[i % SHOWN]);
 }
 
+/* libunwind sets itself up on its first cursor (locks, its address space,
+ * the probe pipe): done here, not in the handler.  No step: a step probes
+ * the stack pages it reads by writing their first byte to a pipe, which
+ * sets errno and which memcheck reports (the bytes may never have been
+ * written); what a step sets up lazily (its caches, in memory it maps
+ * itself) is safe to set up in a handler. */
 static void unwind_warm_up(void)
 {
     unw_context_t uc;
     unw_cursor_t c;
 
     unw_getcontext(&uc);
-    if (unw_init_local(&c, &uc) == 0)
-        unw_step(&c);
+    (void)unw_init_local(&c, &uc);
 }
 #endif
 

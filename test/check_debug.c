@@ -260,6 +260,40 @@ START_TEST(overflow_on_another_thread)
 }
 END_TEST
 
+/* The program's own alternate signal stack, installed before libcoro's
+ * first call, is kept (own_alternate_stack_is_kept): the report must not
+ * need more than it has. */
+static void overflow_on_own_altstack(size_t size)
+{
+    stack_t ss = {.ss_sp = malloc(size), .ss_size = size, .ss_flags = 0};
+
+    if (!ss.ss_sp || sigaltstack(&ss, NULL) != 0)
+        _exit(2);
+    overflow_in(overflow_body, "small-altstack", 0);
+}
+
+static void child_altstack_16k(void)
+{
+    overflow_on_own_altstack(16384);
+}
+
+static void child_altstack_sigstksz(void)
+{
+    overflow_on_own_altstack(SIGSTKSZ);
+}
+
+START_TEST(overflow_on_a_16k_program_altstack)
+{
+    assert_overflow_report(run_child(child_altstack_16k));
+}
+END_TEST
+
+START_TEST(overflow_on_a_sigstksz_program_altstack)
+{
+    assert_overflow_report(run_child(child_altstack_sigstksz));
+}
+END_TEST
+
 /* A stack without a guard page (no MADV_GUARD_INSTALL, no mapping budget
  * left) has a canary: overwriting it is found at the next switch. */
 __attribute__((noinline)) int debug_dig(int n)
@@ -765,6 +799,8 @@ static Suite *debug_suite(void)
     tcase_add_test(tc, overflow_by_big_frames);
     tcase_add_test(tc, overflow_on_another_thread);
     tcase_add_test(tc, overflow_found_by_canary);
+    tcase_add_test(tc, overflow_on_a_16k_program_altstack);
+    tcase_add_test(tc, overflow_on_a_sigstksz_program_altstack);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("million");

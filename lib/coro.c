@@ -32,21 +32,30 @@ static void thread_exit(void *t)
     free(t);
 }
 
+static int thread_key_err; /* pthread_key_create's: then no thread state */
+
 static void thread_key_init(void)
 {
-    pthread_key_create(&thread_key, thread_exit);
+    thread_key_err = pthread_key_create(&thread_key, thread_exit);
 }
 
+/* NULL when the thread's state cannot be kept: no memory, or no key (all
+ * taken): thread_key would then be some other library's key 0. */
 static struct coro__thread *thread_init(void)
 {
+    pthread_once(&thread_once, thread_key_init);
+    if (thread_key_err)
+        return NULL;
     struct coro__thread *t = calloc(1, sizeof *t);
 
     if (!t)
         return NULL;
-    pthread_once(&thread_once, thread_key_init);
     t->serial = atomic_fetch_add(&next_serial, 1);
     t->errno_ptr = &errno;
-    pthread_setspecific(thread_key, t);
+    if (pthread_setspecific(thread_key, t) != 0) {
+        free(t); /* never freed at thread exit otherwise */
+        return NULL;
+    }
     tl = t;
     coro__debug_thread_start();
     return t;

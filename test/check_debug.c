@@ -784,6 +784,52 @@ START_TEST(first_resume_on_a_thread_keeps_errno)
 }
 END_TEST
 
+/* ------------------------------------------------- set-up failures */
+
+#define KEYS 4096 /* more than PTHREAD_KEYS_MAX (1024 on glibc) */
+
+/* Every thread-specific key is taken (by "other libraries"), each holding
+ * a value: libcoro's first calls must fail with an error, not store its
+ * state under a key it never got (key 0, say). */
+static void child_no_keys_left(void)
+{
+    static pthread_key_t mine[KEYS];
+    static void *before[KEYS];
+    int n = 0;
+    coro_t *co;
+
+    while (n < KEYS && pthread_key_create(&mine[n], NULL) == 0) {
+        if (pthread_setspecific(mine[n], &mine[n]) != 0)
+            _exit(2);
+        n++;
+    }
+    if (n == 0 || n == KEYS)
+        _exit(3); /* could not take them all */
+    for (int k = 0; k < KEYS; k++)
+        before[k] = pthread_getspecific((pthread_key_t)k);
+    int r = coro_create(&co, idle_body, NULL, NULL);
+    if (r == 0) {
+        fprintf(stderr, "coro_create succeeded without a key\n");
+        _exit(4);
+    }
+    if (r != ENOMEM)
+        _exit(5);
+    for (int k = 0; k < KEYS; k++)
+        if (pthread_getspecific((pthread_key_t)k) != before[k]) {
+            fprintf(stderr, "key %d overwritten\n", k);
+            _exit(6);
+        }
+}
+
+START_TEST(no_thread_key_is_an_error)
+{
+    int status = run_child(child_no_keys_left);
+
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+}
+END_TEST
+
 START_TEST(dump_to_null_is_harmless)
 {
     coro_dump(NULL);
@@ -832,6 +878,10 @@ static Suite *debug_suite(void)
     tc = tcase_create("errno");
     tcase_add_test(tc, first_calls_keep_errno);
     tcase_add_test(tc, first_resume_on_a_thread_keeps_errno);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("setup");
+    tcase_add_test(tc, no_thread_key_is_an_error);
     suite_add_tcase(s, tc);
     return s;
 }

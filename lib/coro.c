@@ -44,8 +44,11 @@ static void thread_key_init(void)
 static struct coro__thread *thread_init(void)
 {
     pthread_once(&thread_once, thread_key_init);
-    if (thread_key_err)
+    if (thread_key_err) {
+        coro__debug_note("coro: no thread-specific key left (pthread_key_create "
+                         "failed): every create and resume fails with ENOMEM\n");
         return NULL;
+    }
     struct coro__thread *t = calloc(1, sizeof *t);
 
     if (!t)

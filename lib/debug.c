@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(CORO_HAVE_LIBUNWIND)
@@ -18,6 +19,24 @@
 #endif
 
 #define DUMP_FRAMES 64 /* frames coro_dump prints per coroutine */
+
+/* CORO_DEBUG asks for diagnostics: set, not empty, not "0".  (The same
+ * rule as lib/sys.c's coro__debug_env, which the stack layer brings.) */
+static int debug_wanted(void)
+{
+    const char *v = getenv("CORO_DEBUG");
+
+    return v && v[0] && strcmp(v, "0") != 0;
+}
+
+void coro__debug_note(const char *msg)
+{
+    int saved = errno;
+
+    if (debug_wanted())
+        fputs(msg, stderr);
+    errno = saved;
+}
 
 static const char *state_name(int state)
 {

@@ -335,6 +335,9 @@ static void install(void)
     if (p != MAP_FAILED) {
         report_stack = p;
         CORO__VALGRIND_STACK(p, (char *)p + REPORT_STACK, 0);
+    } else {
+        coro__debug_note("coro: no memory for the overflow report's stack: "
+                         "reports use the signal stack\n");
     }
 #endif
     memset(&sa, 0, sizeof sa);
@@ -360,11 +363,16 @@ static void thread_start(void)
     /* Not through coro__sys_mmap: its failure injection is for stacks. */
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
+    if (p == MAP_FAILED) {
+        coro__debug_note("coro: no memory for this thread's alternate signal "
+                         "stack: its stack overflows will not be reported\n");
         return;
+    }
     stack_t ss = {.ss_sp = p, .ss_size = len, .ss_flags = 0};
     if (sigaltstack(&ss, NULL) != 0) {
         munmap(p, len);
+        coro__debug_note("coro: sigaltstack failed: this thread's stack "
+                         "overflows will not be reported\n");
         return;
     }
     alt_mem = p;

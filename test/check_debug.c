@@ -821,12 +821,91 @@ static void child_no_keys_left(void)
         }
 }
 
+static const char *debug_env; /* CORO_DEBUG for the next child; NULL: unset */
+
+static void child_no_keys_left_env(void)
+{
+    if (debug_env)
+        setenv("CORO_DEBUG", debug_env, 1);
+    else
+        unsetenv("CORO_DEBUG");
+    child_no_keys_left();
+}
+
 START_TEST(no_thread_key_is_an_error)
 {
-    int status = run_child(child_no_keys_left);
+    debug_env = NULL;
+    int status = run_child(child_no_keys_left_env);
 
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "child status %#x, stderr:\n%s", status, err);
+}
+END_TEST
+
+/* Nothing on stderr unless CORO_DEBUG asks (not empty, not "0"); then the
+ * failure says why. */
+START_TEST(setup_failure_is_said_only_when_asked)
+{
+    const char *quiet[] = {NULL, "", "0"};
+
+    for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++) {
+        debug_env = quiet[i];
+        int status = run_child(child_no_keys_left_env);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "child status %#x, stderr:\n%s", status, err);
+        ck_assert_msg(err[0] == '\0', "CORO_DEBUG=%s, stderr:\n%s",
+                      quiet[i] ? quiet[i] : "(unset)", err);
+    }
+    debug_env = "1";
+    int status = run_child(child_no_keys_left_env);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+    ck_assert_msg(strstr(err, "coro: no thread-specific key left") != NULL,
+                  "stderr:\n%s", err);
+}
+END_TEST
+
+/* What a program does every day says nothing on stderr, CORO_DEBUG unset:
+ * set-up on two threads, switches, backtraces, a dump to a file, thread
+ * exit. */
+static void *quiet_thread(void *arg)
+{
+    coro_t *co;
+    void *frames[8];
+
+    (void)arg;
+    if (coro_create(&co, errno_body, NULL, NULL) != 0 ||
+        coro_resume(co, NULL, NULL) != 0)
+        _exit(2);
+    (void)coro_backtrace(co, frames, 8);
+    if (coro_resume(co, NULL, NULL) != 0 || coro_destroy(co) != 0)
+        _exit(3);
+    return NULL;
+}
+
+static void child_quiet(void)
+{
+    pthread_t t;
+    FILE *null = fopen("/dev/null", "w");
+
+    unsetenv("CORO_DEBUG");
+    if (!null)
+        _exit(2);
+    quiet_thread(NULL);
+    if (pthread_create(&t, NULL, quiet_thread, NULL) != 0)
+        _exit(2);
+    pthread_join(t, NULL);
+    coro_dump(null);
+    fclose(null);
+}
+
+START_TEST(nothing_on_stderr_unasked)
+{
+    int status = run_child(child_quiet);
+
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+    ck_assert_msg(err[0] == '\0', "stderr:\n%s", err);
 }
 END_TEST
 
@@ -882,6 +961,8 @@ static Suite *debug_suite(void)
 
     tc = tcase_create("setup");
     tcase_add_test(tc, no_thread_key_is_an_error);
+    tcase_add_test(tc, setup_failure_is_said_only_when_asked);
+    tcase_add_test(tc, nothing_on_stderr_unasked);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -55,6 +55,7 @@ static struct coro__thread *thread_init(void)
         return NULL;
     t->serial = atomic_fetch_add(&next_serial, 1);
     t->errno_ptr = &errno;
+    t->eh = coro__eh_globals();
     if (pthread_setspecific(thread_key, t) != 0) {
         free(t); /* never freed at thread exit otherwise */
         return NULL;
@@ -134,6 +135,7 @@ static inline void leave(struct coro__thread *t, coro_t *co, int state, void *va
     co->state = state;
     co->err = *t->errno_ptr;
     t->current = back;
+    coro__eh_switch(t->eh, &co->eh, back ? &back->eh : &t->main_eh);
     if (back) {
         back->state = CORO_RUNNING;
         *t->errno_ptr = back->err;
@@ -189,6 +191,7 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     co->err = 0;
     co->sched = NULL;
     co->debug = NULL;
+    co->eh = (struct coro__eh){0};
     if (attr)
         memcpy(co->name, attr->name, sizeof co->name);
     else
@@ -255,6 +258,7 @@ int coro_resume(coro_t *co, void *in, void **out)
     co->state = CORO_RUNNING;
     t->current = co;
     *t->errno_ptr = co->err;
+    coro__eh_switch(t->eh, self ? &self->eh : &t->main_eh, &co->eh);
     return switch_to(from, &co->ctx);
 }
 
@@ -281,6 +285,7 @@ int coro__transfer(coro_t *from, coro_t *to)
     to->state = CORO_RUNNING;
     t->current = to;
     *t->errno_ptr = to->err;
+    coro__eh_switch(t->eh, &from->eh, &to->eh);
     return switch_to(&from->ctx, &to->ctx);
 }
 

@@ -41,7 +41,7 @@ static void thread_key_init(void)
 
 /* NULL when the thread's state cannot be kept: no memory, or no key (all
  * taken): thread_key would then be some other library's key 0. */
-static struct coro__thread *thread_init(void)
+static struct coro__thread *thread_setup(void)
 {
     pthread_once(&thread_once, thread_key_init);
     if (thread_key_err) {
@@ -62,6 +62,17 @@ static struct coro__thread *thread_init(void)
     }
     tl = t;
     coro__debug_thread_start();
+    return t;
+}
+
+/* Out of line and cold: the errno it keeps must not cost registers on
+ * coro_resume's fast path. */
+static __attribute__((noinline, cold)) struct coro__thread *thread_init(void)
+{
+    int saved_errno = errno; /* public calls never change errno */
+    struct coro__thread *t = thread_setup();
+
+    errno = saved_errno;
     return t;
 }
 
@@ -209,15 +220,11 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
 static int resume_check_slow(coro_t *co, struct coro__thread **tp)
 {
     switch (co->state) {
-    case CORO_READY: {
-        int saved_errno = errno; /* public calls never change errno */
-        *tp = coro__thread_get();
-        errno = saved_errno;
-        if (!*tp)
+    case CORO_READY:
+        if (!(*tp = coro__thread_get()))
             return ENOMEM;
         co->owner = (*tp)->serial;
         return 0;
-    }
     case CORO_SUSPENDED:
         return EPERM; /* it started on another thread */
     case CORO_FINISHED:

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +28,27 @@
 #else
 #define RUNNING_ON_VALGRIND 0
 #define VALGRIND_DISABLE_ERROR_REPORTING ((void)0)
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
 #endif
 
 #include "lib/stack.h"
@@ -865,6 +887,64 @@ START_TEST(setup_failure_is_said_only_when_asked)
 }
 END_TEST
 
+/* No address space left for the signal stacks (RLIMIT_AS just above what
+ * the process has): the thread's set-up goes on without them, says so
+ * only when asked, and the create fails with ENOMEM for want of a stack,
+ * errno untouched. */
+static void child_no_address_space(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long kb = 0;
+    coro_t *co;
+
+    if (!f)
+        _exit(2);
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %lu kB", &kb) == 1)
+            break;
+    fclose(f);
+    if (kb == 0)
+        _exit(2);
+    struct rlimit rl = {.rlim_cur = (kb + 32) * 1024, .rlim_max = RLIM_INFINITY};
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        _exit(2);
+    if (debug_env)
+        setenv("CORO_DEBUG", debug_env, 1);
+    else
+        unsetenv("CORO_DEBUG");
+    errno = ERRNO_SENTINEL;
+    int r = coro_create(&co, idle_body, NULL, NULL);
+    if (errno != ERRNO_SENTINEL)
+        _exit(7);
+    if (r != ENOMEM)
+        _exit(r == 0 ? 8 : 9);
+}
+
+START_TEST(no_memory_for_signal_stacks)
+{
+    if (RUNNING_ON_VALGRIND || UNDER_ASAN || UNDER_TSAN)
+        return; /* their own mappings need the address space */
+    debug_env = NULL;
+    int status = run_child(child_no_address_space);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+    /* The debug layer's notes; the stack layer's own ("cannot map
+     * stacks") is gated by the stack layer. */
+    ck_assert_msg(strstr(err, "signal stack") == NULL &&
+                      strstr(err, "report's stack") == NULL,
+                  "stderr:\n%s", err);
+    debug_env = "1";
+    status = run_child(child_no_address_space);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+    ck_assert_msg(strstr(err, "alternate signal stack") != NULL, "stderr:\n%s", err);
+#if defined(CORO_HAVE_LIBUNWIND)
+    ck_assert_msg(strstr(err, "overflow report's stack") != NULL, "stderr:\n%s", err);
+#endif
+}
+END_TEST
+
 /* What a program does every day says nothing on stderr, CORO_DEBUG unset:
  * set-up on two threads, switches, backtraces, a dump to a file, thread
  * exit. */
@@ -963,6 +1043,7 @@ static Suite *debug_suite(void)
     tcase_add_test(tc, no_thread_key_is_an_error);
     tcase_add_test(tc, setup_failure_is_said_only_when_asked);
     tcase_add_test(tc, nothing_on_stderr_unasked);
+    tcase_add_test(tc, no_memory_for_signal_stacks);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -54,8 +54,17 @@
 #define CORO__VALGRIND_STACK(lo, hi, guard) \
     ((void)VALGRIND_MAKE_MEM_NOACCESS((char *)(lo) - (guard), (guard)), \
      (void)VALGRIND_STACK_REGISTER((lo), (hi)))
+/* libunwind checks every stack page it reads during a step by handing the
+ * page's first byte to write(2) on a pipe (its "conservative checks"):
+ * memcheck reports those deliberate probes, of bytes below the stack
+ * pointer or never written, as errors of the caller's.  A walk of ours
+ * runs between these two; valgrind still checks everything else. */
+#define CORO__VALGRIND_QUIET() VALGRIND_DISABLE_ERROR_REPORTING
+#define CORO__VALGRIND_LOUD() VALGRIND_ENABLE_ERROR_REPORTING
 #else
 #define CORO__VALGRIND_STACK(lo, hi, guard) ((void)0)
+#define CORO__VALGRIND_QUIET() ((void)0)
+#define CORO__VALGRIND_LOUD() ((void)0)
 #endif
 
 #endif

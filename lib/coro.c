@@ -32,23 +32,47 @@ static void thread_exit(void *t)
     free(t);
 }
 
+static int thread_key_err; /* pthread_key_create's: then no thread state */
+
 static void thread_key_init(void)
 {
-    pthread_key_create(&thread_key, thread_exit);
+    thread_key_err = pthread_key_create(&thread_key, thread_exit);
 }
 
-static struct coro__thread *thread_init(void)
+/* NULL when the thread's state cannot be kept: no memory, or no key (all
+ * taken): thread_key would then be some other library's key 0. */
+static struct coro__thread *thread_setup(void)
 {
+    pthread_once(&thread_once, thread_key_init);
+    if (thread_key_err) {
+        coro__debug_note("coro: no thread-specific key left (pthread_key_create "
+                         "failed): every create and resume fails with ENOMEM\n");
+        return NULL;
+    }
     struct coro__thread *t = calloc(1, sizeof *t);
 
     if (!t)
         return NULL;
-    pthread_once(&thread_once, thread_key_init);
     t->serial = atomic_fetch_add(&next_serial, 1);
     t->errno_ptr = &errno;
-    pthread_setspecific(thread_key, t);
+    t->eh = coro__eh_globals();
+    if (pthread_setspecific(thread_key, t) != 0) {
+        free(t); /* never freed at thread exit otherwise */
+        return NULL;
+    }
     tl = t;
     coro__debug_thread_start();
+    return t;
+}
+
+/* Out of line and cold: the errno it keeps must not cost registers on
+ * coro_resume's fast path. */
+static __attribute__((noinline, cold)) struct coro__thread *thread_init(void)
+{
+    int saved_errno = errno; /* public calls never change errno */
+    struct coro__thread *t = thread_setup();
+
+    errno = saved_errno;
     return t;
 }
 
@@ -122,6 +146,7 @@ static inline void leave(struct coro__thread *t, coro_t *co, int state, void *va
     co->state = state;
     co->err = *t->errno_ptr;
     t->current = back;
+    coro__eh_switch(t->eh, &co->eh, back ? &back->eh : &t->main_eh);
     if (back) {
         back->state = CORO_RUNNING;
         *t->errno_ptr = back->err;
@@ -155,10 +180,10 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
             return EINVAL;
         size = attr->stack_size;
     }
+    int saved_errno = errno; /* public calls never change errno */
     struct coro__thread *t = coro__thread_get();
-    if (!t)
-        return ENOMEM;
-    int err = coro__stack_alloc(size + sizeof(coro_t) + 64, &st);
+    int err = t ? coro__stack_alloc(size + sizeof(coro_t) + 64, &st) : ENOMEM;
+    errno = saved_errno;
     if (err)
         return err;
 
@@ -177,6 +202,7 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     co->err = 0;
     co->sched = NULL;
     co->debug = NULL;
+    co->eh = (struct coro__eh){0};
     if (attr)
         memcpy(co->name, attr->name, sizeof co->name);
     else
@@ -239,6 +265,7 @@ int coro_resume(coro_t *co, void *in, void **out)
     co->state = CORO_RUNNING;
     t->current = co;
     *t->errno_ptr = co->err;
+    coro__eh_switch(t->eh, self ? &self->eh : &t->main_eh, &co->eh);
     return switch_to(from, &co->ctx);
 }
 
@@ -265,6 +292,7 @@ int coro__transfer(coro_t *from, coro_t *to)
     to->state = CORO_RUNNING;
     t->current = to;
     *t->errno_ptr = to->err;
+    coro__eh_switch(t->eh, &from->eh, &to->eh);
     return switch_to(&from->ctx, &to->ctx);
 }
 
@@ -291,7 +319,9 @@ int coro_destroy(coro_t *co)
     coro__san_destroyed(co);
     co->state = CORO_FINISHED;
     co->stack->user = NULL;
+    int saved_errno = errno; /* public calls never change errno */
     coro__stack_free(co->stack);
+    errno = saved_errno;
     return 0;
 }
 

@@ -5,6 +5,7 @@
 
 #include "coro.h"
 #include "ctx.h"
+#include "cxx.h"
 #include "debug.h"
 #include "stack.h"
 
@@ -25,6 +26,8 @@ struct coro__thread {
     uint64_t next_id;        /* block of coroutine ids reserved for this thread */
     uint64_t end_id;
     ucontext_t main_ctx;     /* the thread's own flow while a coroutine runs */
+    struct coro__eh *eh;     /* the C++ runtime's exception state (cxx.h), or NULL */
+    struct coro__eh main_eh; /* the thread's own while a coroutine runs */
 };
 
 /* The coroutine object sits at the top of its own stack, just below the
@@ -50,6 +53,7 @@ struct coro {
     char name[CORO_NAME_MAX + 1];
     void *sched;             /* the sched layer's per-coroutine data */
     void *debug;             /* the debug layer's per-coroutine data (sanitizers) */
+    struct coro__eh eh;      /* its C++ exception state while it is not running */
 };
 /* The registry of live coroutines is the stack layer's slab list: every
  * carved stack's descriptor points (user) at the coroutine living on it.

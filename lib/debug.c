@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(CORO_HAVE_LIBUNWIND)
@@ -18,6 +19,24 @@
 #endif
 
 #define DUMP_FRAMES 64 /* frames coro_dump prints per coroutine */
+
+/* CORO_DEBUG asks for diagnostics: set, not empty, not "0".  (The same
+ * rule as lib/sys.c's coro__debug_env, which the stack layer brings.) */
+static int debug_wanted(void)
+{
+    const char *v = getenv("CORO_DEBUG");
+
+    return v && v[0] && strcmp(v, "0") != 0;
+}
+
+void coro__debug_note(const char *msg)
+{
+    int saved = errno;
+
+    if (debug_wanted())
+        fputs(msg, stderr);
+    errno = saved;
+}
 
 static const char *state_name(int state)
 {
@@ -51,6 +70,7 @@ static int walk(unw_cursor_t *c, void **frames, int max, FILE *out)
 {
     int n = 0;
 
+    CORO__VALGRIND_QUIET();
     while (n < max) {
         unw_word_t ip;
         if (unw_get_reg(c, UNW_REG_IP, &ip) < 0 || ip == 0)
@@ -61,8 +81,9 @@ static int walk(unw_cursor_t *c, void **frames, int max, FILE *out)
             print_frame(out, n, c, ip);
         n++;
         if (unw_step(c) <= 0)
-            return n;
+            break;
     }
+    CORO__VALGRIND_LOUD();
     if (out && n == max)
         fprintf(out, "    ... (more frames)\n");
     return n;
@@ -83,7 +104,7 @@ static int walk_saved(const coro_t *co, void **frames, int max, FILE *out)
 
 #endif
 
-int coro_backtrace(const coro_t *co, void **frames, int max)
+static int backtrace_of(const coro_t *co, void **frames, int max)
 {
     if (!co || max < 0 || (!frames && max > 0))
         return -EINVAL;
@@ -106,14 +127,27 @@ int coro_backtrace(const coro_t *co, void **frames, int max)
         unw_context_t uc;
         unw_cursor_t c;
         unw_getcontext(&uc);
-        if (unw_init_local(&c, &uc) < 0 || unw_step(&c) <= 0)
+        if (unw_init_local(&c, &uc) < 0)
             return 0;
-        return walk(&c, frames, max, NULL);
+        CORO__VALGRIND_QUIET();
+        int r = unw_step(&c);
+        CORO__VALGRIND_LOUD();
+        return r > 0 ? walk(&c, frames, max, NULL) : 0;
     }
     return walk_saved(co, frames, max, NULL);
 #else
     return -ENOTSUP;
 #endif
+}
+
+/* libunwind's memory probes set errno (EAGAIN from its pipe): kept. */
+int coro_backtrace(const coro_t *co, void **frames, int max)
+{
+    int saved = errno;
+    int n = backtrace_of(co, frames, max);
+
+    errno = saved;
+    return n;
 }
 
 struct dump {
@@ -154,8 +188,13 @@ static void dump_one(coro__stack_t *st, void *arg)
 #if defined(CORO_HAVE_LIBUNWIND)
         {
             unw_cursor_t c;
-            if (unw_init_local(&c, &d->here) == 0 && unw_step(&c) > 0)
-                walk(&c, NULL, DUMP_FRAMES, d->out);
+            if (unw_init_local(&c, &d->here) == 0) {
+                CORO__VALGRIND_QUIET();
+                int r = unw_step(&c);
+                CORO__VALGRIND_LOUD();
+                if (r > 0)
+                    walk(&c, NULL, DUMP_FRAMES, d->out);
+            }
         }
 #endif
         return;
@@ -177,7 +216,8 @@ static void dump_one(coro__stack_t *st, void *arg)
 
 void coro_dump(FILE *out)
 {
-    struct coro__thread *t = coro__thread_get();
+    int saved = errno; /* libunwind's probes and stdio may set it */
+    struct coro__thread *t = coro__tl;
     struct dump d = {.out = out, .self = coro_self(), .serial = t ? t->serial : 0};
 
     if (!out)
@@ -192,4 +232,5 @@ void coro_dump(FILE *out)
     coro__stack_foreach(dump_one, &d);
     fprintf(out, "coro_dump: %d live coroutine%s\n", d.count, d.count == 1 ? "" : "s");
     fflush(out);
+    errno = saved;
 }

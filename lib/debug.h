@@ -47,6 +47,12 @@ static inline uintptr_t coro__uc_pc(const ucontext_t *uc)
  * has one.  Quiet on failure: overflows are then not reported. */
 void coro__debug_thread_start(void);
 
+/* Writes msg on stderr when the environment asks for diagnostics
+ * (CORO_DEBUG set, not empty and not "0"), else nothing: libcoro says
+ * nothing unasked outside coro_dump and the overflow report.  Keeps errno.
+ * Not for signal handlers. */
+void coro__debug_note(const char *msg);
+
 /* Thread exit: frees the alternate signal stack made by thread_start. */
 void coro__debug_thread_stop(void);
 

@@ -9,6 +9,15 @@
  * and a backtrace on stderr, then aborts.  Every other fault goes to the
  * handler that was there before.
  *
+ * The alternate signal stack may be the program's own (kept when it had
+ * one), as small as SIGSTKSZ, and a backtrace needs far more (libunwind's
+ * cursors are 1 KiB each): the handler only decides whether the fault is
+ * ours on it, then moves to a report stack of its own, mapped once per
+ * process, for the report.  Only with libunwind, which walks from the
+ * saved registers wherever it runs: glibc's backtrace() walks from where
+ * it is called, through the kernel's signal frame, so without libunwind
+ * the report stays on the signal stack.
+ *
  * The handler is installed once per process, on the first thread's first
  * create or resume, so a handler the program installed earlier is kept
  * and chained to, and one it installs later replaces ours (and may chain
@@ -42,13 +51,24 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
-#define ALT_EXTRA ((size_t)65536) /* room for the report and the unwinder */
+#define ALT_EXTRA ((size_t)65536) /* room for the program's own handlers, and
+                                   * the report where no report stack */
+#define REPORT_STACK ((size_t)262144) /* the report and the unwinder */
 #define SHOWN 16                  /* frames printed at each end of a deep stack */
 #define MAX_FRAMES 1000000        /* a corrupt stack must not loop forever */
 
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 static struct sigaction old_segv, old_bus; /* what was installed before us */
 static atomic_flag reporting = ATOMIC_FLAG_INIT;
+
+/* The one report at a time (see `reporting`) runs on report_stack, NULL
+ * when it could not be mapped; what it reports is passed in these. */
+#if defined(CORO_HAVE_LIBUNWIND)
+static void *report_stack;
+static ucontext_t report_ctx, fault_ctx;
+#endif
+static const coro_t *report_co;
+static void *report_uc;
 
 static __thread void *alt_mem __attribute__((tls_model("initial-exec")));
 static __thread size_t alt_len __attribute__((tls_model("initial-exec")));
@@ -193,14 +213,19 @@ static void unwind_backtrace(struct line *l, void *uc)
         frame_line(l, i, &tail[i % SHOWN]);
 }
 
+/* libunwind sets itself up on its first cursor (locks, its address space,
+ * the probe pipe): done here, not in the handler.  No step: a step probes
+ * the stack pages it reads by writing their first byte to a pipe, which
+ * sets errno and which memcheck reports (the bytes may never have been
+ * written); what a step sets up lazily (its caches, in memory it maps
+ * itself) is safe to set up in a handler. */
 static void unwind_warm_up(void)
 {
     unw_context_t uc;
     unw_cursor_t c;
 
     unw_getcontext(&uc);
-    if (unw_init_local(&c, &uc) == 0)
-        unw_step(&c);
+    (void)unw_init_local(&c, &uc);
 }
 #endif
 
@@ -263,6 +288,16 @@ static void chain(int sig, siginfo_t *si, void *uc)
     old->sa_handler(sig);
 }
 
+_Noreturn static void report(void *arg)
+{
+    struct line l = {.len = 0};
+
+    (void)arg;
+    headline(&l, report_co);
+    print_backtrace(&l, report_uc);
+    abort();
+}
+
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
     int saved = errno;
@@ -271,12 +306,17 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
     /* Ours only when the guard is that of the coroutine running here: a
      * stray pointer into another stack's guard is a plain fault. */
     if (st && st->user && st->user == coro_self()) {
-        struct line l = {.len = 0};
         while (atomic_flag_test_and_set(&reporting))
             pause(); /* another thread reports, then aborts */
-        headline(&l, st->user);
-        print_backtrace(&l, uc);
-        abort();
+        report_co = st->user;
+        report_uc = uc;
+#if defined(CORO_HAVE_LIBUNWIND)
+        if (report_stack) {
+            coro__ctx_make(&report_ctx, report_stack, REPORT_STACK, report, NULL);
+            coro__ctx_swap(&fault_ctx, &report_ctx); /* never comes back */
+        }
+#endif
+        report(NULL);
     }
     chain(sig, si, uc);
     errno = saved;
@@ -287,6 +327,19 @@ static void install(void)
     struct sigaction sa;
 
     warm_up();
+#if defined(CORO_HAVE_LIBUNWIND)
+    /* Not through coro__sys_mmap: its failure injection is for stacks.
+     * Address space only, until a report touches it. */
+    void *p = mmap(NULL, REPORT_STACK, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED) {
+        report_stack = p;
+        CORO__VALGRIND_STACK(p, (char *)p + REPORT_STACK, 0);
+    } else {
+        coro__debug_note("coro: no memory for the overflow report's stack: "
+                         "reports use the signal stack\n");
+    }
+#endif
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
@@ -295,7 +348,7 @@ static void install(void)
     sigaction(SIGBUS, &sa, &old_bus);
 }
 
-void coro__debug_thread_start(void)
+static void thread_start(void)
 {
     stack_t cur;
 
@@ -310,15 +363,30 @@ void coro__debug_thread_start(void)
     /* Not through coro__sys_mmap: its failure injection is for stacks. */
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
+    if (p == MAP_FAILED) {
+        coro__debug_note("coro: no memory for this thread's alternate signal "
+                         "stack: its stack overflows will not be reported\n");
         return;
+    }
     stack_t ss = {.ss_sp = p, .ss_size = len, .ss_flags = 0};
     if (sigaltstack(&ss, NULL) != 0) {
         munmap(p, len);
+        coro__debug_note("coro: sigaltstack failed: this thread's stack "
+                         "overflows will not be reported\n");
         return;
     }
     alt_mem = p;
     alt_len = len;
+}
+
+/* Keeps errno: it runs inside public calls (a thread's first create or
+ * resume), and libunwind's warm-up, sigaltstack or mmap may set it. */
+void coro__debug_thread_start(void)
+{
+    int saved = errno;
+
+    thread_start();
+    errno = saved;
 }
 
 void coro__debug_thread_stop(void)

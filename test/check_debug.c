@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +28,27 @@
 #else
 #define RUNNING_ON_VALGRIND 0
 #define VALGRIND_DISABLE_ERROR_REPORTING ((void)0)
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
 #endif
 
 #include "lib/stack.h"
@@ -257,6 +279,40 @@ static void child_thread(void)
 START_TEST(overflow_on_another_thread)
 {
     assert_overflow_report(run_child(child_thread));
+}
+END_TEST
+
+/* The program's own alternate signal stack, installed before libcoro's
+ * first call, is kept (own_alternate_stack_is_kept): the report must not
+ * need more than it has. */
+static void overflow_on_own_altstack(size_t size)
+{
+    stack_t ss = {.ss_sp = malloc(size), .ss_size = size, .ss_flags = 0};
+
+    if (!ss.ss_sp || sigaltstack(&ss, NULL) != 0)
+        _exit(2);
+    overflow_in(overflow_body, "small-altstack", 0);
+}
+
+static void child_altstack_16k(void)
+{
+    overflow_on_own_altstack(16384);
+}
+
+static void child_altstack_sigstksz(void)
+{
+    overflow_on_own_altstack(SIGSTKSZ);
+}
+
+START_TEST(overflow_on_a_16k_program_altstack)
+{
+    assert_overflow_report(run_child(child_altstack_16k));
+}
+END_TEST
+
+START_TEST(overflow_on_a_sigstksz_program_altstack)
+{
+    assert_overflow_report(run_child(child_altstack_sigstksz));
 }
 END_TEST
 
@@ -679,6 +735,273 @@ START_TEST(dump_from_inside_a_coroutine)
 }
 END_TEST
 
+/* ------------------------------------------------------------- errno */
+
+#define ERRNO_SENTINEL 0x5eed
+
+static void *errno_body(void *arg)
+{
+    (void)arg;
+    coro_yield(NULL, NULL);
+    return NULL;
+}
+
+/* Fails the child (exit 10 + step) where a call changed errno. */
+#define KEEPS_ERRNO(step, call) \
+    do { \
+        errno = ERRNO_SENTINEL; \
+        call; \
+        if (errno != ERRNO_SENTINEL) { \
+            fprintf(stderr, "%s changed errno to %d\n", #call, errno); \
+            _exit(10 + (step)); \
+        } \
+    } while (0)
+
+/* The first calls of a fresh process, where libcoro sets itself up
+ * (libunwind's warm-up, the signal handler, the first slab). */
+static void child_first_calls_keep_errno(void)
+{
+    coro_t *co, *other;
+    void *frames[16];
+    FILE *null = fopen("/dev/null", "w");
+
+    if (!null)
+        _exit(2);
+    KEEPS_ERRNO(0, coro_dump(null));
+    KEEPS_ERRNO(1, coro_create(&co, errno_body, NULL, NULL));
+    KEEPS_ERRNO(2, coro_resume(co, NULL, NULL));
+    KEEPS_ERRNO(3, coro_backtrace(co, frames, 16));
+    KEEPS_ERRNO(4, coro_dump(null));
+    KEEPS_ERRNO(5, coro_resume(co, NULL, NULL));
+    KEEPS_ERRNO(6, coro_destroy(co));
+    /* A first resume on a thread that never created one. */
+    KEEPS_ERRNO(7, coro_create(&other, errno_body, NULL, NULL));
+    KEEPS_ERRNO(8, coro_destroy(other));
+    fclose(null);
+}
+
+START_TEST(first_calls_keep_errno)
+{
+    int status = run_child(child_first_calls_keep_errno);
+
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+}
+END_TEST
+
+static void *resume_in_thread(void *arg)
+{
+    coro_t *co = arg;
+
+    KEEPS_ERRNO(20, coro_resume(co, NULL, NULL)); /* the thread's first call */
+    KEEPS_ERRNO(21, coro_resume(co, NULL, NULL));
+    return NULL;
+}
+
+static void child_thread_first_resume(void)
+{
+    coro_t *co;
+    pthread_t t;
+
+    if (coro_create(&co, errno_body, NULL, NULL) != 0 ||
+        pthread_create(&t, NULL, resume_in_thread, co) != 0)
+        _exit(2);
+    pthread_join(t, NULL);
+    KEEPS_ERRNO(22, coro_destroy(co));
+}
+
+START_TEST(first_resume_on_a_thread_keeps_errno)
+{
+    int status = run_child(child_thread_first_resume);
+
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+}
+END_TEST
+
+/* ------------------------------------------------- set-up failures */
+
+#define KEYS 4096 /* more than PTHREAD_KEYS_MAX (1024 on glibc) */
+
+/* Every thread-specific key is taken (by "other libraries"), each holding
+ * a value: libcoro's first calls must fail with an error, not store its
+ * state under a key it never got (key 0, say). */
+static void child_no_keys_left(void)
+{
+    static pthread_key_t mine[KEYS];
+    static void *before[KEYS];
+    int n = 0;
+    coro_t *co;
+
+    while (n < KEYS && pthread_key_create(&mine[n], NULL) == 0) {
+        if (pthread_setspecific(mine[n], &mine[n]) != 0)
+            _exit(2);
+        n++;
+    }
+    if (n == 0 || n == KEYS)
+        _exit(3); /* could not take them all */
+    for (int k = 0; k < KEYS; k++)
+        before[k] = pthread_getspecific((pthread_key_t)k);
+    int r = coro_create(&co, idle_body, NULL, NULL);
+    if (r == 0) {
+        fprintf(stderr, "coro_create succeeded without a key\n");
+        _exit(4);
+    }
+    if (r != ENOMEM)
+        _exit(5);
+    for (int k = 0; k < KEYS; k++)
+        if (pthread_getspecific((pthread_key_t)k) != before[k]) {
+            fprintf(stderr, "key %d overwritten\n", k);
+            _exit(6);
+        }
+}
+
+static const char *debug_env; /* CORO_DEBUG for the next child; NULL: unset */
+
+static void child_no_keys_left_env(void)
+{
+    if (debug_env)
+        setenv("CORO_DEBUG", debug_env, 1);
+    else
+        unsetenv("CORO_DEBUG");
+    child_no_keys_left();
+}
+
+START_TEST(no_thread_key_is_an_error)
+{
+    debug_env = NULL;
+    int status = run_child(child_no_keys_left_env);
+
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+}
+END_TEST
+
+/* Nothing on stderr unless CORO_DEBUG asks (not empty, not "0"); then the
+ * failure says why. */
+START_TEST(setup_failure_is_said_only_when_asked)
+{
+    const char *quiet[] = {NULL, "", "0"};
+
+    for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++) {
+        debug_env = quiet[i];
+        int status = run_child(child_no_keys_left_env);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "child status %#x, stderr:\n%s", status, err);
+        ck_assert_msg(err[0] == '\0', "CORO_DEBUG=%s, stderr:\n%s",
+                      quiet[i] ? quiet[i] : "(unset)", err);
+    }
+    debug_env = "1";
+    int status = run_child(child_no_keys_left_env);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+    ck_assert_msg(strstr(err, "coro: no thread-specific key left") != NULL,
+                  "stderr:\n%s", err);
+}
+END_TEST
+
+/* No address space left for the signal stacks (RLIMIT_AS just above what
+ * the process has): the thread's set-up goes on without them, says so
+ * only when asked, and the create fails with ENOMEM for want of a stack,
+ * errno untouched. */
+static void child_no_address_space(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long kb = 0;
+    coro_t *co;
+
+    if (!f)
+        _exit(2);
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %lu kB", &kb) == 1)
+            break;
+    fclose(f);
+    if (kb == 0)
+        _exit(2);
+    struct rlimit rl = {.rlim_cur = (kb + 32) * 1024, .rlim_max = RLIM_INFINITY};
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        _exit(2);
+    if (debug_env)
+        setenv("CORO_DEBUG", debug_env, 1);
+    else
+        unsetenv("CORO_DEBUG");
+    errno = ERRNO_SENTINEL;
+    int r = coro_create(&co, idle_body, NULL, NULL);
+    if (errno != ERRNO_SENTINEL)
+        _exit(7);
+    if (r != ENOMEM)
+        _exit(r == 0 ? 8 : 9);
+}
+
+START_TEST(no_memory_for_signal_stacks)
+{
+    if (RUNNING_ON_VALGRIND || UNDER_ASAN || UNDER_TSAN)
+        return; /* their own mappings need the address space */
+    debug_env = NULL;
+    int status = run_child(child_no_address_space);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+    /* The debug layer's notes; the stack layer's own ("cannot map
+     * stacks") is gated by the stack layer. */
+    ck_assert_msg(strstr(err, "signal stack") == NULL &&
+                      strstr(err, "report's stack") == NULL,
+                  "stderr:\n%s", err);
+    debug_env = "1";
+    status = run_child(child_no_address_space);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+    ck_assert_msg(strstr(err, "alternate signal stack") != NULL, "stderr:\n%s", err);
+#if defined(CORO_HAVE_LIBUNWIND)
+    ck_assert_msg(strstr(err, "overflow report's stack") != NULL, "stderr:\n%s", err);
+#endif
+}
+END_TEST
+
+/* What a program does every day says nothing on stderr, CORO_DEBUG unset:
+ * set-up on two threads, switches, backtraces, a dump to a file, thread
+ * exit. */
+static void *quiet_thread(void *arg)
+{
+    coro_t *co;
+    void *frames[8];
+
+    (void)arg;
+    if (coro_create(&co, errno_body, NULL, NULL) != 0 ||
+        coro_resume(co, NULL, NULL) != 0)
+        _exit(2);
+    (void)coro_backtrace(co, frames, 8);
+    if (coro_resume(co, NULL, NULL) != 0 || coro_destroy(co) != 0)
+        _exit(3);
+    return NULL;
+}
+
+static void child_quiet(void)
+{
+    pthread_t t;
+    FILE *null = fopen("/dev/null", "w");
+
+    unsetenv("CORO_DEBUG");
+    if (!null)
+        _exit(2);
+    quiet_thread(NULL);
+    if (pthread_create(&t, NULL, quiet_thread, NULL) != 0)
+        _exit(2);
+    pthread_join(t, NULL);
+    coro_dump(null);
+    fclose(null);
+}
+
+START_TEST(nothing_on_stderr_unasked)
+{
+    int status = run_child(child_quiet);
+
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %#x, stderr:\n%s", status, err);
+    ck_assert_msg(err[0] == '\0', "stderr:\n%s", err);
+}
+END_TEST
+
 START_TEST(dump_to_null_is_harmless)
 {
     coro_dump(NULL);
@@ -694,6 +1017,8 @@ static Suite *debug_suite(void)
     tcase_add_test(tc, overflow_by_big_frames);
     tcase_add_test(tc, overflow_on_another_thread);
     tcase_add_test(tc, overflow_found_by_canary);
+    tcase_add_test(tc, overflow_on_a_16k_program_altstack);
+    tcase_add_test(tc, overflow_on_a_sigstksz_program_altstack);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("million");
@@ -720,6 +1045,18 @@ static Suite *debug_suite(void)
     tcase_add_test(tc, dump_lists_every_coroutine);
     tcase_add_test(tc, dump_from_inside_a_coroutine);
     tcase_add_test(tc, dump_to_null_is_harmless);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("errno");
+    tcase_add_test(tc, first_calls_keep_errno);
+    tcase_add_test(tc, first_resume_on_a_thread_keeps_errno);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("setup");
+    tcase_add_test(tc, no_thread_key_is_an_error);
+    tcase_add_test(tc, setup_failure_is_said_only_when_asked);
+    tcase_add_test(tc, nothing_on_stderr_unasked);
+    tcase_add_test(tc, no_memory_for_signal_stacks);
     suite_add_tcase(s, tc);
     return s;
 }

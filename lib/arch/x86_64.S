@@ -7,8 +7,26 @@
  * lib/arch/x86_64_offsets.c checks these offsets against <ucontext.h> at build time.
  * The signal mask is not touched (that is the system call we avoid). */
 
-#if defined(__CET__) && __has_include(<cet.h>)
-#include <cet.h>
+/* Intel CET.  Indirect branch tracking: every entry reached by an
+ * indirect call or jump starts with endbr64 (the trampoline is jumped to).
+ * Shadow stacks: not supported, since a switch would have to switch
+ * shadow stacks too.  So the object's property note claims IBT and never
+ * SHSTK: <cet.h> would claim both under -fcf-protection(=full), and a
+ * loader would then turn shadow stacks on and kill the first switch.  The
+ * linker ANDs the notes of all objects, so the library says the same. */
+#if defined(__CET__) && (__CET__ & 1)
+#define _CET_ENDBR endbr64
+    .pushsection ".note.gnu.property", "a"
+    .p2align 3
+    .long   4                       /* name size: "GNU" */
+    .long   16                      /* descriptor size */
+    .long   5                       /* NT_GNU_PROPERTY_TYPE_0 */
+    .asciz  "GNU"
+    .long   0xc0000002              /* GNU_PROPERTY_X86_FEATURE_1_AND */
+    .long   4
+    .long   0x1                     /* GNU_PROPERTY_X86_FEATURE_1_IBT only */
+    .p2align 3
+    .popsection
 #else
 #define _CET_ENDBR
 #endif

@@ -2148,11 +2148,12 @@ END_TEST
 /* Destroy with live members; a member's own coro_spawn is not a member;
  * nested groups pass the cancel on by being destroyed as they unwind. */
 static int outsider_done, inner_unwound;
+static coro_chan_t *gate; /* an outsider waits until it is closed */
 
 static void *outsider(void *arg)
 {
     (void)arg;
-    pause_ms(5);
+    ck_assert_int_eq(coro_chan_recv(gate, NULL, -1), EPIPE);
     outsider_done = 1;
     return NULL;
 }
@@ -2189,15 +2190,18 @@ static void *nest_boss(void *arg)
     coro_yield(NULL, NULL);
     ck_assert_int_eq(coro_group_destroy(grp), 0);
     ck_assert_int_eq(outsider_done, 0);     /* destroy did not wait for it */
+    ck_assert_int_eq(coro_chan_close(gate), 0);
     return NULL;
 }
 
 START_TEST(group_nested_destroy)
 {
     outsider_done = inner_unwound = 0;
+    ck_assert_int_eq(coro_chan_create(&gate, 0, 0), 0);
     spawn(nest_boss, NULL);
     run();
     ck_assert_int_eq(outsider_done, 1);
+    ck_assert_int_eq(coro_chan_destroy(gate), 0);
 }
 END_TEST
 
@@ -2217,21 +2221,27 @@ START_TEST(group_destroy_from_main)
 
     unwound = 0;
     outsider_done = 0;
+    ck_assert_int_eq(coro_chan_create(&gate, 0, 0), 0);
     ck_assert_int_eq(coro_group_create(&g), 0);
     for (int k = 0; k < 4; k++)
         ck_assert_int_eq(coro_group_spawn(g, NULL, sleeps_long, NULL, NULL), 0);
     spawn(outsider, NULL);
     ck_assert_int_eq(coro_group_destroy(g), 0);
     ck_assert_int_eq(unwound, 4);
-    ck_assert_int_eq(outsider_done, 0);     /* still sleeping: left queued */
+    ck_assert_int_eq(outsider_done, 0);     /* still waiting: left queued */
+    ck_assert_int_eq(coro_chan_close(gate), 0);
     run();
     ck_assert_int_eq(outsider_done, 1);
+    ck_assert_int_eq(coro_chan_destroy(gate), 0);
     /* coro_group_wait from the own flow: runs until the members are done. */
+    ck_assert_int_eq(coro_chan_create(&gate, 0, 0), 0);
+    ck_assert_int_eq(coro_chan_close(gate), 0);
     ck_assert_int_eq(coro_group_create(&g), 0);
     ck_assert_int_eq(coro_group_spawn(g, NULL, outsider, NULL, NULL), 0);
     outsider_done = 0;
     ck_assert_int_eq(coro_group_wait(g, -1), 0);
     ck_assert_int_eq(outsider_done, 1);
+    ck_assert_int_eq(coro_chan_destroy(gate), 0);
     ck_assert_int_eq(coro_group_destroy(g), 0);
     ck_assert_int_eq(coro_group_wait(NULL, -1), EINVAL);
     ck_assert_int_eq(coro_group_cancel(NULL), EINVAL);

@@ -1,6 +1,7 @@
 /* coro: create, resume, yield, destroy (see include/coro.h). */
 #define _GNU_SOURCE
 #include "coroutine.h"
+#include "registry.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -20,41 +21,92 @@
 
 __thread struct coro__thread *coro__tl __attribute__((tls_model("initial-exec")));
 #define tl coro__tl
+/* The one thread-specific key of libcoro, made by the first thread that
+ * needs it; a failure is returned (and tried again next time), never
+ * ignored: an unmade key would be key 0, another library's. */
 static pthread_key_t thread_key;
-static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+static atomic_int key_made;
+static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint_fast64_t next_serial = 1;
 static atomic_uint_fast64_t next_id_block = 1;
 
-static void thread_exit(void *t)
+/* The sched layer's part of thread exit, for programs whose sched.c does
+ * not define it (a weak alias of a no-op, as musl does). */
+static void no_sched_exit(struct coro__thread *t)
 {
+    (void)t;
+}
+extern __typeof(no_sched_exit) coro__sched_thread_exit
+    __attribute__((weak, alias("no_sched_exit")));
+
+/* Thread exit: the parts in reverse order of their setup. */
+static void thread_exit(void *p)
+{
+    struct coro__thread *t = p;
+
+    coro__sched_thread_exit(t);
     coro__debug_thread_stop();
+    coro__desc_flush(&t->descs);
+    coro__stack_cache_flush(&t->stacks);
     tl = NULL;
     free(t);
 }
 
-static void thread_key_init(void)
+static int key_init(void)
 {
-    pthread_key_create(&thread_key, thread_exit);
+    int err = 0;
+
+    if (atomic_load_explicit(&key_made, memory_order_acquire))
+        return 0;
+    pthread_mutex_lock(&key_lock);
+    if (!atomic_load_explicit(&key_made, memory_order_relaxed)) {
+        err = pthread_key_create(&thread_key, thread_exit);
+        if (!err)
+            atomic_store_explicit(&key_made, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&key_lock);
+    return err;
 }
 
-static struct coro__thread *thread_init(void)
+static int thread_init(struct coro__thread **out)
 {
-    struct coro__thread *t = calloc(1, sizeof *t);
+    int saved = errno;
+    int err = key_init();
+    struct coro__thread *t = NULL;
 
-    if (!t)
-        return NULL;
-    pthread_once(&thread_once, thread_key_init);
-    t->serial = atomic_fetch_add(&next_serial, 1);
-    t->errno_ptr = &errno;
-    pthread_setspecific(thread_key, t);
-    tl = t;
-    coro__debug_thread_start();
-    return t;
+    if (!err && !(t = calloc(1, sizeof *t)))
+        err = ENOMEM;
+    if (!err && (err = pthread_setspecific(thread_key, t)) != 0) {
+        free(t);
+        err = ENOMEM;
+    }
+    if (!err) {
+        /* Bottom up: the caches are zeroed, then the coro part, then the
+         * debug layer's (the sched layer's comes with the first spawn). */
+        t->serial = atomic_fetch_add(&next_serial, 1);
+        t->errno_ptr = &errno;
+        tl = t;
+        coro__debug_thread_start();
+        *out = t;
+    }
+    errno = saved;
+    return err;
+}
+
+int coro__thread_need(struct coro__thread **t)
+{
+    if (likely(tl != NULL)) {
+        *t = tl;
+        return 0;
+    }
+    return thread_init(t);
 }
 
 struct coro__thread *coro__thread_get(void)
 {
-    return likely(tl != NULL) ? tl : thread_init();
+    struct coro__thread *t;
+
+    return coro__thread_need(&t) ? NULL : t;
 }
 
 static uint64_t new_id(struct coro__thread *t)
@@ -80,6 +132,14 @@ int coro_attr_set_stack_size(coro_attr_t *attr, size_t bytes)
     if (!attr || bytes < CORO_STACK_MIN || bytes > CORO_STACK_MAX)
         return EINVAL;
     attr->stack_size = bytes;
+    return 0;
+}
+
+int coro_attr_set_guard_size(coro_attr_t *attr, size_t bytes)
+{
+    if (!attr || bytes > CORO_GUARD_MAX)
+        return EINVAL;
+    attr->guard_size_ = bytes ? coro__stack_guard(bytes) : 0;
     return 0;
 }
 
@@ -142,27 +202,48 @@ static void coro_main(void *p)
     abort(); /* a finished coroutine is never switched to */
 }
 
+/* The sequence lock of a descriptor (see registry.h): a write section
+ * between begin and end.  Plain stores on x86_64 and aarch64 (release
+ * only), nothing on the fast path that costs. */
+static inline void seq_begin(coro_t *co)
+{
+    __atomic_store_n(&co->seq, co->seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static inline void seq_end(coro_t *co)
+{
+    __atomic_store_n(&co->seq, co->seq + 1, __ATOMIC_RELEASE);
+}
+
 int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
 {
-    size_t size = CORO_DEFAULT_STACK_SIZE;
+    size_t size = CORO_DEFAULT_STACK_SIZE, guard = 0;
     coro__stack_t *st;
 
     if (!out || !fn)
         return EINVAL;
     if (attr) {
         if (attr->version != CORO__ATTR_MAGIC || attr->stack_size < CORO_STACK_MIN ||
-            attr->stack_size > CORO_STACK_MAX)
+            attr->stack_size > CORO_STACK_MAX || attr->guard_size_ > CORO_GUARD_MAX)
             return EINVAL;
         size = attr->stack_size;
+        guard = attr->guard_size_;
     }
-    struct coro__thread *t = coro__thread_get();
-    if (!t)
-        return ENOMEM;
-    int err = coro__stack_alloc(size + sizeof(coro_t) + 64, &st);
-    if (err)
+    struct coro__thread *t;
+    int err = coro__thread_need(&t);
+    if (unlikely(err))
         return err;
+    coro_t *co = coro__desc_get(&t->descs);
+    if (unlikely(!co))
+        return ENOMEM;
+    err = coro__stack_alloc(&t->stacks, size, guard, &st);
+    if (unlikely(err)) {
+        coro__desc_put(&t->descs, co);
+        return err;
+    }
 
-    coro_t *co = (coro_t *)(((uintptr_t)st - sizeof(coro_t)) & ~(uintptr_t)63);
+    seq_begin(co);
     co->caller = NULL;
     co->resumer = NULL;
     co->out = NULL;
@@ -170,6 +251,8 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     co->fn = fn;
     co->arg = arg;
     co->stack = st;
+    co->stack_size = (size_t)(st->hi - st->lo);
+    co->guard_size = st->pool->guard;
     co->canary = st->guard == CORO__GUARD_CANARY;
     co->owner = 0;
     co->id = new_id(t);
@@ -182,8 +265,9 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     else
         co->name[0] = '\0';
     co->name[CORO_NAME_MAX] = '\0';
-    coro__ctx_make(&co->ctx, st->lo, (size_t)((char *)co - st->lo), coro_main, co);
+    coro__ctx_make(&co->ctx, st->lo, (size_t)(st->hi - st->lo), coro_main, co);
     st->user = co;
+    seq_end(co);
     coro__san_created(co);
     *out = co;
     return 0;
@@ -194,11 +278,13 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
 static int resume_check_slow(coro_t *co, struct coro__thread **tp)
 {
     switch (co->state) {
-    case CORO_READY:
-        if (!(*tp = coro__thread_get()))
-            return ENOMEM;
+    case CORO_READY: {
+        int err = coro__thread_need(tp);
+        if (err)
+            return err;
         co->owner = (*tp)->serial;
         return 0;
+    }
     case CORO_SUSPENDED:
         return EPERM; /* it started on another thread */
     case CORO_FINISHED:
@@ -289,9 +375,17 @@ int coro_destroy(coro_t *co)
     if (co->sched)
         return EPERM; /* spawned: its scheduler frees it */
     coro__san_destroyed(co);
+    /* Not made for a thread that has none (one exiting, say): the stack
+     * and descriptor then go straight back to the pool and the table. */
+    struct coro__thread *t = tl;
+    coro__stack_t *st = co->stack;
+    seq_begin(co);
     co->state = CORO_FINISHED;
-    co->stack->user = NULL;
-    coro__stack_free(co->stack);
+    co->stack = NULL;
+    seq_end(co);
+    st->user = NULL;
+    coro__stack_free(t ? &t->stacks : NULL, st);
+    coro__desc_put(t ? &t->descs : NULL, co);
     return 0;
 }
 
@@ -317,5 +411,5 @@ const char *coro_name(const coro_t *co)
 
 size_t coro_stack_size(const coro_t *co)
 {
-    return co ? (size_t)((const char *)co - co->stack->lo) : 0;
+    return co ? co->stack_size : 0;
 }

@@ -49,9 +49,10 @@ static atomic_flag warned_mprotect = ATOMIC_FLAG_INIT;
 static atomic_flag warned_canary = ATOMIC_FLAG_INIT;
 static atomic_flag warned_nomap = ATOMIC_FLAG_INIT;
 
+/* to is a power of two (a page size, a class step). */
 static size_t round_up(size_t n, size_t to)
 {
-    return (n + to - 1) / to * to;
+    return (n + to - 1) & ~(to - 1);
 }
 
 static size_t page(void)
@@ -275,11 +276,23 @@ static void partial_del(struct coro__pool *p, struct coro__slab *s)
 static void slab_unmap(struct coro__pool *p, struct coro__slab *s)
 {
     char *base = s->base;
+    int never_carved = s->carved == 0;
 
     partial_del(p, s);
     __atomic_store_n(&s->base, NULL, __ATOMIC_RELEASE);
     __atomic_store_n(&s->carved, 0, __ATOMIC_RELEASE);
     (void)coro__sys_munmap(base, p->per_slab * p->stride);
+    /* The descriptors read as zeros (no coroutine) from now on.  Those of
+     * a slab never carved from were never read by a walker (it reads a
+     * descriptor only below carved): they go (a failed create leaves
+     * nothing mapped). */
+    size_t desc_len = round_up(p->per_slab * sizeof *s->desc, page());
+    if (never_carved) {
+        (void)coro__sys_munmap(s->desc, desc_len);
+        s->desc = NULL;
+    } else {
+        (void)coro__sys_madvise(s->desc, desc_len, MADV_DONTNEED);
+    }
     if (s->mprotects)
         atomic_fetch_add(&maps_left, 2 * s->mprotects);
     s->free = NULL;
@@ -297,23 +310,33 @@ static struct coro__slab *slab_map(struct coro__pool *p)
     struct coro__slab *s = p->spare;
     int fresh = !s;
 
-    if (fresh) {
-        s = calloc(1, sizeof *s);
-        if (!s)
-            return NULL;
-        s->desc = calloc(p->per_slab, sizeof *s->desc);
-        if (!s->desc) {
-            free(s);
+    size_t desc_len = round_up(p->per_slab * sizeof *s->desc, page());
+    int new_desc = 0;
+    if (fresh && !(s = calloc(1, sizeof *s)))
+        return NULL;
+    if (!s->desc) {
+        new_desc = 1;
+        /* The descriptors in memory of their own, never unmapped once a
+         * stack was carved (walkers read them without locks), given back
+         * with the slab. */
+        void *d = coro__sys_mmap(NULL, desc_len, PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+        if (d == MAP_FAILED) {
+            if (fresh)
+                free(s);
             return NULL;
         }
+        s->desc = d;
     }
     char *m = coro__sys_mmap(NULL, p->per_slab * p->stride, PROT_READ | PROT_WRITE,
                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
     if (m == MAP_FAILED) {
-        if (fresh) {
-            free(s->desc);
-            free(s);
+        if (new_desc) {
+            (void)coro__sys_munmap(s->desc, desc_len);
+            s->desc = NULL;
         }
+        if (fresh)
+            free(s);
         debug_note(&warned_nomap,
                    errno == ENOMEM
                        ? "coro: cannot map stacks: out of address space or "
@@ -443,22 +466,37 @@ static struct coro__stack_way *way_claim(struct coro__stack_cache *c,
         w = &c->way[CORO__STACK_WAYS - 1];
         pool_put(w->pool, w->head);
     }
-    *w = (struct coro__stack_way){.pool = p};
+    *w = (struct coro__stack_way){.pool = p, .usable = p->usable, .guard = p->guard};
+    if (w == &c->way[c->last])
+        c->last_size = 0; /* the way serves another pool now */
     return w;
 }
 
 int coro__stack_alloc(struct coro__stack_cache *c, size_t size, size_t guard,
                       coro__stack_t **out)
 {
+    if (c) {
+        /* The same request as last time: no class to work out. */
+        struct coro__stack_way *w = &c->way[c->last];
+        if (__builtin_expect(size == c->last_size && guard == c->last_guard && w->head, 1)) {
+            coro__stack_t *st = w->head;
+            w->head = st->next;
+            w->count--;
+            *out = st;
+            return 0;
+        }
+    }
     size_t usable = coro__stack_class(size), g = coro__stack_guard(guard);
-
     if (c)
         for (int i = 0; i < CORO__STACK_WAYS; i++) {
             struct coro__stack_way *w = &c->way[i];
-            if (w->head && w->pool->usable == usable && w->pool->guard == g) {
+            if (w->usable == usable && w->guard == g && w->head) {
                 coro__stack_t *st = w->head;
                 w->head = st->next;
                 w->count--;
+                c->last = i;
+                c->last_size = size;
+                c->last_guard = guard;
                 *out = st;
                 return 0;
             }

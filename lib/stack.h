@@ -88,10 +88,14 @@ extern struct coro__pool *coro__pools;
 #define CORO__STACK_WAYS 8
 struct coro__stack_cache {
     struct coro__stack_way {
-        struct coro__pool *pool;
         coro__stack_t *head;
+        size_t usable;          /* the pool's, to match without a load */
+        size_t guard;
+        struct coro__pool *pool;
         uint32_t count;
     } way[CORO__STACK_WAYS];
+    size_t last_size, last_guard;   /* the last request that hit way[last] */
+    int last;
 };
 
 /* The usable size of the class a request of size bytes falls in (at least

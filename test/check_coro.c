@@ -11,6 +11,7 @@
 #include <fenv.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1339,6 +1340,46 @@ START_TEST(four_threads_concurrently)
 }
 END_TEST
 
+static atomic_int churn_stop;
+
+static void *churn_named(void *arg)
+{
+    coro_attr_t attr;
+    long rounds = 0;
+
+    coro_attr_init(&attr);
+    coro_attr_set_name(&attr, "churn");
+    while (!atomic_load(&churn_stop) || rounds < 1000) {
+        coro_t *co[8];
+        for (int i = 0; i < 8; i++) {
+            REQUIRE(coro_create(&co[i], yield_once, arg, &attr) == 0);
+            REQUIRE(coro_resume(co[i], NULL, NULL) == 0);
+        }
+        for (int i = 0; i < 8; i++)
+            REQUIRE(coro_destroy(co[i]) == 0);
+        rounds++;
+    }
+    return NULL;
+}
+
+/* coro_dump walks every thread's coroutines while another thread creates
+ * and destroys its own: each descriptor is read under its sequence lock
+ * (ThreadSanitizer reported these reads racing with coro_destroy). */
+START_TEST(dump_while_another_thread_churns)
+{
+    FILE *null = fopen("/dev/null", "w");
+    pthread_t t;
+
+    ck_assert_ptr_nonnull(null);
+    ck_assert_int_eq(pthread_create(&t, NULL, churn_named, NULL), 0);
+    for (int i = 0; i < (UNDER_TSAN || RUNNING_ON_VALGRIND ? 50 : 500); i++)
+        coro_dump(null);
+    atomic_store(&churn_stop, 1);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    fclose(null);
+}
+END_TEST
+
 static Suite *coro_suite(void)
 {
     Suite *s = suite_create("coro");
@@ -1402,6 +1443,7 @@ static Suite *coro_suite(void)
 
     tc = tcase_create("threads");
     tcase_add_test(tc, four_threads_concurrently);
+    tcase_add_test(tc, dump_while_another_thread_churns);
     suite_add_tcase(s, tc);
     return s;
 }

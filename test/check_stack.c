@@ -5,13 +5,17 @@
 #define _GNU_SOURCE
 #include "lib/coroutine.h"
 #include "lib/stack.h"
+#include "lib/registry.h"
 #include "lib/sys.h"
 
 #include <check.h>
 #include "testutil.h"
 #include <errno.h>
 #include <pthread.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -636,6 +640,186 @@ START_TEST(threads_churn)
 }
 END_TEST
 
+
+/* ------------------------------------------------------ quiet by default */
+
+static void *yield_back(void *arg)
+{
+    return arg;
+}
+
+/* Runs one create on the mprotect fallback (as on a kernel without
+ * MADV_GUARD_INSTALL) with stderr going to a file; returns what came out. */
+static size_t stderr_of_fallback_create(char *buf, size_t len)
+{
+    FILE *tmp = tmpfile();
+    ck_assert_ptr_nonnull(tmp);
+    int saved = dup(2);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(dup2(fileno(tmp), 2), 2);
+
+    coro__debug_env_reset();
+    coro__stack_reset_probe(1000);
+    coro__sys_fail(CORO__SYS_MADVISE, 1, EINVAL, 1);
+    /* A size of its own each time: a new pool, a stack carved and guarded
+     * now (not one cached by the call before). */
+    static size_t size = 64 * KIB;
+    coro_attr_t attr;
+    coro_attr_init(&attr);
+    coro_attr_set_stack_size(&attr, size *= 2);
+    coro_t *co;
+    int err = coro_create(&co, yield_back, NULL, &attr);
+    disarm();
+    fflush(stderr);
+    ck_assert_int_eq(dup2(saved, 2), 2);
+    close(saved);
+    ck_assert_int_eq(err, 0);
+    ck_assert_int_eq(co->stack->guard, CORO__GUARD_MPROTECT);
+    ck_assert_int_eq(coro_destroy(co), 0);
+    rewind(tmp);
+    size_t n = fread(buf, 1, len - 1, tmp);
+    buf[n] = '\0';
+    fclose(tmp);
+    return n;
+}
+
+START_TEST(fallback_quiet_unless_asked)
+{
+    char buf[512];
+
+    unsetenv("CORO_DEBUG");
+    ck_assert_uint_eq(stderr_of_fallback_create(buf, sizeof buf), 0);
+    setenv("CORO_DEBUG", "0", 1);
+    ck_assert_uint_eq(stderr_of_fallback_create(buf, sizeof buf), 0);
+    setenv("CORO_DEBUG", "", 1);
+    ck_assert_uint_eq(stderr_of_fallback_create(buf, sizeof buf), 0);
+    setenv("CORO_DEBUG", "1", 1);
+    ck_assert_uint_gt(stderr_of_fallback_create(buf, sizeof buf), 0);
+    ck_assert_ptr_nonnull(strstr(buf, "MADV_GUARD_INSTALL"));
+    unsetenv("CORO_DEBUG");
+    coro__debug_env_reset();
+}
+END_TEST
+
+/* ----------------------------------------------------------------- fork */
+
+static atomic_int hammer_stop;
+
+/* Creates and destroys without pause, with stacks no cache keeps (every
+ * one takes the pool's lock) and cached ones. */
+static void *hammer(void *arg)
+{
+    coro_attr_t big;
+
+    (void)arg;
+    coro_attr_init(&big);
+    coro_attr_set_stack_size(&big, (size_t)300 << 20);
+    while (!atomic_load(&hammer_stop)) {
+        coro_t *a, *b;
+        if (coro_create(&a, yield_back, NULL, &big) == 0)
+            coro_destroy(a);
+        if (coro_create(&b, yield_back, NULL, NULL) == 0)
+            coro_destroy(b);
+    }
+    return NULL;
+}
+
+/* fork() while another thread holds a pool's or the table's lock: the
+ * child's first create must not hang. */
+START_TEST(fork_while_another_thread_creates)
+{
+    pthread_t t;
+
+    ck_assert_int_eq(pthread_create(&t, NULL, hammer, NULL), 0);
+    for (int i = 0; i < 100; i++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            coro_attr_t big;
+            coro_t *co;
+            alarm(10);
+            coro_attr_init(&big);
+            coro_attr_set_stack_size(&big, (size_t)300 << 20);
+            if (coro_create(&co, yield_back, NULL, &big) != 0 ||
+                coro_resume(co, NULL, NULL) != 0 || coro_destroy(co) != 0)
+                _exit(2);
+            if (coro_create(&co, yield_back, NULL, NULL) != 0 ||
+                coro_resume(co, NULL, NULL) != 0 || coro_destroy(co) != 0)
+                _exit(3);
+            _exit(0);
+        }
+        int status = 0;
+        for (int ms = 0; ms < 10000; ms++) {
+            pid_t r = waitpid(pid, &status, WNOHANG);
+            ck_assert_int_ge(r, 0);
+            if (r == pid)
+                break;
+            ck_assert_msg(ms < 9999, "child %d of fork %d hangs", (int)pid, i);
+            usleep(1000);
+        }
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "fork %d: child status 0x%x", i, status);
+    }
+    atomic_store(&hammer_stop, 1);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------ per-thread context */
+
+static void *spawn_and_exit(void *arg)
+{
+    for (int i = 0; i < 3000; i++)
+        if (coro_spawn(NULL, yield_back, NULL, NULL) != 0)
+            return (void *)1;
+    (void)arg;
+    return NULL; /* no coro_run: they never ran */
+}
+
+/* A thread that exits with spawned coroutines that never ran gives their
+ * stacks and descriptors back, whatever order the exit destructors run
+ * in: the slabs empty and go (but a pool's last), the chunks are free. */
+START_TEST(thread_exit_frees_unrun_spawns)
+{
+    pthread_t t;
+    void *r;
+
+    ck_assert_int_eq(pthread_create(&t, NULL, spawn_and_exit, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, &r), 0);
+    ck_assert_ptr_null(r);
+    ck_assert_uint_eq(coro__stack_slabs_mapped(), 1);
+    ck_assert_uint_eq(coro__chunks_in_use(), 0);
+}
+END_TEST
+
+/* Every thread-specific key taken before libcoro's first call: the
+ * create fails with EAGAIN (and touches no other library's key), then
+ * works once a key is free. */
+START_TEST(key_create_failure_is_an_error)
+{
+    static pthread_key_t keys[PTHREAD_KEYS_MAX + 1];
+    int n = 0;
+    int mine = 42;
+
+    while (n <= PTHREAD_KEYS_MAX && pthread_key_create(&keys[n], NULL) == 0)
+        pthread_setspecific(keys[n++], &mine);
+    ck_assert_int_gt(n, 0);
+    coro_t *co = NULL;
+    errno = 99;
+    ck_assert_int_eq(coro_create(&co, yield_back, NULL, NULL), EAGAIN);
+    ck_assert_int_eq(errno, 99);
+    ck_assert_ptr_null(co);
+    for (int i = 0; i < n; i++)
+        ck_assert_ptr_eq(pthread_getspecific(keys[i]), &mine);
+    ck_assert_int_eq(pthread_key_delete(keys[n - 1]), 0);
+    ck_assert_int_eq(coro_create(&co, yield_back, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(coro_destroy(co), 0);
+    for (int i = 0; i < n - 1; i++)
+        ck_assert_ptr_eq(pthread_getspecific(keys[i]), &mine);
+}
+END_TEST
+
 static Suite *stack_suite(void)
 {
     Suite *s = suite_create("stack");
@@ -672,6 +856,14 @@ static Suite *stack_suite(void)
 
     tc = tcase_create("memory");
     tcase_add_test(tc, memory_above_watermark_released);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("context");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, fallback_quiet_unless_asked);
+    tcase_add_test(tc, fork_while_another_thread_creates);
+    tcase_add_test(tc, thread_exit_frees_unrun_spawns);
+    tcase_add_test(tc, key_create_failure_is_an_error);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");

@@ -207,8 +207,13 @@ static void coro_main(void *p)
  * only), nothing on the fast path that costs. */
 static inline void seq_begin(coro_t *co)
 {
+#if defined(CORO__TSAN)
+    /* TSan has no fences: an exchange that orders what follows. */
+    __atomic_exchange_n(&co->seq, co->seq + 1, __ATOMIC_ACQ_REL);
+#else
     __atomic_store_n(&co->seq, co->seq + 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_RELEASE);
+#endif
 }
 
 static inline void seq_end(coro_t *co)

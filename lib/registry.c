@@ -277,7 +277,11 @@ __attribute__((no_sanitize_thread, noinline)) static int snapshot(const struct c
         const volatile coro__stack_t *st = copy->stack;
         v->lo = st ? st->lo : NULL;
         v->hi = st ? st->hi : NULL;
+#if defined(CORO__TSAN)
+        __sync_synchronize(); /* TSan has no __atomic_thread_fence */
+#else
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
+#endif
         if (__atomic_load_n(&co->seq, __ATOMIC_RELAXED) == s &&
             *(const volatile uint64_t *)&co->id == copy->id)
             return 1;

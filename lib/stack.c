@@ -57,9 +57,13 @@ static size_t round_up(size_t n, size_t to)
 
 static size_t page(void)
 {
-    if (__builtin_expect(!page_size, 0))
-        page_size = (size_t)sysconf(_SC_PAGESIZE);
-    return page_size;
+    size_t n = __atomic_load_n(&page_size, __ATOMIC_RELAXED);
+
+    if (__builtin_expect(!n, 0)) {
+        n = (size_t)sysconf(_SC_PAGESIZE);
+        __atomic_store_n(&page_size, n, __ATOMIC_RELAXED);
+    }
+    return n;
 }
 
 /* Says msg on stderr once, only when CORO_DEBUG asks for it. */

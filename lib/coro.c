@@ -221,10 +221,34 @@ static inline void seq_end(coro_t *co)
     __atomic_store_n(&co->seq, co->seq + 1, __ATOMIC_RELEASE);
 }
 
+/* Gives co (READY, no stack yet) its stack and its first context. */
+static int give_stack(struct coro__thread *t, coro_t *co)
+{
+    coro__stack_t *st;
+    int err = coro__stack_alloc(t ? &t->stacks : NULL, co->stack_size, co->guard_size, &st);
+
+    if (unlikely(err))
+        return err;
+    /* A write section that keeps seq at 2 modulo 4 (live) once done. */
+    __atomic_store_n(&co->seq, co->seq + 1, __ATOMIC_RELAXED);
+    co->stack = st;
+    co->canary = st->guard == CORO__GUARD_CANARY;
+    coro__ctx_make(&co->ctx, st->lo, (size_t)(st->hi - st->lo), coro_main, co);
+    st->user = co;
+    __atomic_store_n(&co->seq, co->seq + 3, __ATOMIC_RELEASE);
+    return 0;
+}
+
 int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
 {
+    return coro__create(out, fn, arg, attr, 0);
+}
+
+int coro__create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr,
+                 int flags)
+{
     size_t size = CORO_DEFAULT_STACK_SIZE, guard = 0;
-    coro__stack_t *st;
+    coro__stack_t *st = NULL;
 
     if (!out || !fn)
         return EINVAL;
@@ -242,10 +266,12 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     coro_t *co = coro__desc_get(&t->descs);
     if (unlikely(!co))
         return ENOMEM;
-    err = coro__stack_alloc(&t->stacks, size, guard, &st);
-    if (unlikely(err)) {
-        coro__desc_put(&t->descs, co);
-        return err;
+    if (!(flags & CORO__LAZY_STACK)) {
+        err = coro__stack_alloc(&t->stacks, size, guard, &st);
+        if (unlikely(err)) {
+            coro__desc_put(&t->descs, co);
+            return err;
+        }
     }
 
     seq_begin(co);
@@ -256,9 +282,15 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     co->fn = fn;
     co->arg = arg;
     co->stack = st;
-    co->stack_size = (size_t)(st->hi - st->lo);
-    co->guard_size = st->pool->guard;
-    co->canary = st->guard == CORO__GUARD_CANARY;
+    if (st) {
+        co->stack_size = (size_t)(st->hi - st->lo);
+        co->guard_size = st->pool->guard;
+        co->canary = st->guard == CORO__GUARD_CANARY;
+    } else {
+        co->stack_size = coro__stack_class(size);
+        co->guard_size = coro__stack_guard(guard);
+        co->canary = 0;
+    }
     co->owner = 0;
     co->id = new_id(t);
     co->state = CORO_READY;
@@ -270,8 +302,10 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     else
         co->name[0] = '\0';
     co->name[CORO_NAME_MAX] = '\0';
-    coro__ctx_make(&co->ctx, st->lo, (size_t)(st->hi - st->lo), coro_main, co);
-    st->user = co;
+    if (st) {
+        coro__ctx_make(&co->ctx, st->lo, (size_t)(st->hi - st->lo), coro_main, co);
+        st->user = co;
+    }
     seq_end(co);
     coro__san_created(co);
     *out = co;
@@ -285,6 +319,8 @@ static int resume_check_slow(coro_t *co, struct coro__thread **tp)
     switch (co->state) {
     case CORO_READY: {
         int err = coro__thread_need(tp);
+        if (!err && !co->stack)
+            err = give_stack(*tp, co);
         if (err)
             return err;
         co->owner = (*tp)->serial;
@@ -342,11 +378,16 @@ int coro__transfer(coro_t *from, coro_t *to)
 {
     struct coro__thread *t = tl;
 
-    check_canary(from);
-    if (to->state == CORO_READY)
+    if (to->state == CORO_READY) {
+        if (!to->stack) {
+            int err = give_stack(t, to);
+            if (unlikely(err))
+                return err; /* nothing switched: from still runs */
+        }
         to->owner = t->serial;
-    else if (to->in)
+    } else if (to->in)
         *to->in = NULL;
+    check_canary(from);
     to->resumer = from->resumer;
     to->caller = from->caller;
     to->out = from->out;
@@ -388,8 +429,10 @@ int coro_destroy(coro_t *co)
     co->state = CORO_FINISHED;
     co->stack = NULL;
     seq_end(co);
-    st->user = NULL;
-    coro__stack_free(t ? &t->stacks : NULL, st);
+    if (st) {
+        st->user = NULL;
+        coro__stack_free(t ? &t->stacks : NULL, st);
+    }
     coro__desc_put(t ? &t->descs : NULL, co);
     return 0;
 }

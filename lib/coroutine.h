@@ -87,8 +87,18 @@ int coro__thread_need(struct coro__thread **t);
  * directly by the layers above (coro__self) instead of calling coro_self. */
 extern __thread struct coro__thread *coro__tl __attribute__((tls_model("initial-exec")));
 
-/* See lib/coro.c: a yield and a resume in one switch, for the scheduler. */
+/* See lib/coro.c: a yield and a resume in one switch, for the scheduler.
+ * Returns ENOMEM without switching when to has no stack yet and none can
+ * be had (see CORO__LAZY_STACK). */
 int coro__transfer(coro_t *from, coro_t *to);
+
+/* coro_create with flags.  CORO__LAZY_STACK: the coroutine gets its stack
+ * at its first resume (or transfer), not now; a coroutine waiting to start
+ * then costs its descriptor only, and ENOMEM comes from that first
+ * coro_resume or coro__transfer instead (the coroutine stays READY and
+ * may be resumed again or destroyed).  For the scheduler's coro_spawn. */
+#define CORO__LAZY_STACK 1
+int coro__create(coro_t **co, coro_fn fn, void *arg, const coro_attr_t *attr, int flags);
 
 static inline coro_t *coro__self(void)
 {

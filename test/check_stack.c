@@ -820,6 +820,74 @@ START_TEST(key_create_failure_is_an_error)
 }
 END_TEST
 
+/* ------------------------------------------------------------ lazy stacks */
+
+static void count_live(const struct coro__view *v, void *arg)
+{
+    (*(int *)arg)++;
+    ck_assert_ptr_null(v->lo);
+    ck_assert_ptr_null(v->hi);
+}
+
+/* A coroutine made with CORO__LAZY_STACK costs its descriptor only until
+ * its first resume, which gives it its stack; one that never runs is
+ * destroyed without one. */
+START_TEST(lazy_stack_at_first_resume)
+{
+    enum { N = 1000 };
+    static coro_t *co[N];
+
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(coro__create(&co[i], yield_back, (void *)(intptr_t)i, NULL,
+                                      CORO__LAZY_STACK), 0);
+        ck_assert_int_eq(coro_state(co[i]), CORO_READY);
+        ck_assert_uint_ge(coro_stack_size(co[i]), CORO_DEFAULT_STACK_SIZE);
+    }
+    ck_assert_uint_eq(coro__stack_slabs_mapped(), 0);
+    int live = 0;
+    coro__registry_foreach(count_live, &live);
+    ck_assert_int_eq(live, N);
+    ck_assert_int_eq(coro_destroy(co[0]), 0);
+    for (int i = 1; i < N; i++) {
+        void *out = NULL;
+        ck_assert_int_eq(coro_resume(co[i], NULL, &out), 0);
+        ck_assert_ptr_eq(out, (void *)(intptr_t)i);
+        ck_assert_ptr_nonnull(co[i]->stack);
+        ck_assert_uint_eq((size_t)(co[i]->stack->hi - co[i]->stack->lo),
+                          coro_stack_size(co[i]));
+        ck_assert_int_eq(coro_destroy(co[i]), 0);
+    }
+    ck_assert_uint_eq(coro__stack_slabs_mapped(), 1);
+}
+END_TEST
+
+/* No stack at the first resume: ENOMEM from coro_resume, errno as it
+ * was, the coroutine still READY; it runs once memory can be had. */
+START_TEST(lazy_stack_enomem_at_first_resume)
+{
+    coro_t *co;
+    coro_attr_t attr;
+
+    coro_attr_init(&attr);
+    ck_assert_int_eq(coro_attr_set_stack_size(&attr, 100 * KIB), 0);
+    ck_assert_int_eq(coro__create(&co, yield_back, &attr, &attr, CORO__LAZY_STACK), 0);
+    struct footprint before = footprint();
+    coro__sys_fail(CORO__SYS_MMAP, 1, ENOMEM, 1);
+    errno = 55;
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), ENOMEM);
+    ck_assert_int_eq(errno, 55);
+    ck_assert_int_eq(coro_state(co), CORO_READY);
+    ck_assert_ptr_null(co->stack);
+    disarm();
+    footprint_unchanged(before);
+    void *out = NULL;
+    ck_assert_int_eq(coro_resume(co, NULL, &out), 0);
+    ck_assert_ptr_eq(out, &attr);
+    ck_assert_int_eq(coro_state(co), CORO_FINISHED);
+    ck_assert_int_eq(coro_destroy(co), 0);
+}
+END_TEST
+
 static Suite *stack_suite(void)
 {
     Suite *s = suite_create("stack");
@@ -864,6 +932,11 @@ static Suite *stack_suite(void)
     tcase_add_test(tc, fork_while_another_thread_creates);
     tcase_add_test(tc, thread_exit_frees_unrun_spawns);
     tcase_add_test(tc, key_create_failure_is_an_error);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("lazy");
+    tcase_add_test(tc, lazy_stack_at_first_resume);
+    tcase_add_test(tc, lazy_stack_enomem_at_first_resume);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");

@@ -239,13 +239,36 @@ static int give_stack(struct coro__thread *t, coro_t *co)
     return 0;
 }
 
-int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
+/* The descriptor cache's fast paths (lib/registry.c has the rest). */
+static inline coro_t *desc_get(struct coro__desc_cache *c)
 {
-    return coro__create(out, fn, arg, attr, 0);
+    coro_t *co = c->head;
+
+    if (likely(co != NULL)) {
+        c->head = co->next_free;
+        c->count--;
+        return co;
+    }
+    return coro__desc_get(c);
 }
 
-int coro__create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr,
-                 int flags)
+static inline void desc_put(struct coro__desc_cache *c, coro_t *co)
+{
+    if (likely(c != NULL && c->count < 1024)) {
+        co->next_free = c->head;
+        c->head = co;
+        c->count++;
+        return;
+    }
+    coro__desc_put(c, co);
+}
+
+/* coro_create and coro__create: one body, inlined into each with its
+ * flags a constant, so the eager path has no test of them. */
+static inline __attribute__((always_inline)) int create(coro_t **out, coro_fn fn,
+                                                        void *arg,
+                                                        const coro_attr_t *attr,
+                                                        int flags)
 {
     size_t size = CORO_DEFAULT_STACK_SIZE, guard = 0;
     coro__stack_t *st = NULL;
@@ -263,13 +286,13 @@ int coro__create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr,
     int err = coro__thread_need(&t);
     if (unlikely(err))
         return err;
-    coro_t *co = coro__desc_get(&t->descs);
+    coro_t *co = desc_get(&t->descs);
     if (unlikely(!co))
         return ENOMEM;
     if (!(flags & CORO__LAZY_STACK)) {
-        err = coro__stack_alloc(&t->stacks, size, guard, &st);
+        err = coro__stack_get(&t->stacks, size, guard, &st);
         if (unlikely(err)) {
-            coro__desc_put(&t->descs, co);
+            desc_put(&t->descs, co);
             return err;
         }
     }
@@ -310,6 +333,17 @@ int coro__create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr,
     coro__san_created(co);
     *out = co;
     return 0;
+}
+
+int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
+{
+    return create(out, fn, arg, attr, 0);
+}
+
+int coro__create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr, int flags)
+{
+    return flags & CORO__LAZY_STACK ? create(out, fn, arg, attr, CORO__LAZY_STACK)
+                                    : create(out, fn, arg, attr, 0);
 }
 
 /* The rarer cases of coro_resume: a first resume (which may also be this
@@ -429,11 +463,9 @@ int coro_destroy(coro_t *co)
     co->state = CORO_FINISHED;
     co->stack = NULL;
     seq_end(co);
-    if (st) {
-        st->user = NULL;
-        coro__stack_free(t ? &t->stacks : NULL, st);
-    }
-    coro__desc_put(t ? &t->descs : NULL, co);
+    if (st)
+        coro__stack_put(t ? &t->stacks : NULL, st);
+    desc_put(t ? &t->descs : NULL, co);
     return 0;
 }
 

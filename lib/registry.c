@@ -191,7 +191,7 @@ static void table_put(struct coro *list)
     pthread_mutex_unlock(&table_lock);
 }
 
-struct coro *coro__desc_get(struct coro__desc_cache *c)
+__attribute__((noinline)) struct coro *coro__desc_get(struct coro__desc_cache *c)
 {
     struct coro *co;
 
@@ -214,7 +214,7 @@ struct coro *coro__desc_get(struct coro__desc_cache *c)
     return co;
 }
 
-void coro__desc_put(struct coro__desc_cache *c, struct coro *co)
+__attribute__((noinline)) void coro__desc_put(struct coro__desc_cache *c, struct coro *co)
 {
     if (c) {
         co->next_free = c->head;

@@ -46,6 +46,7 @@ struct coro *coro__desc_get(struct coro__desc_cache *c);
 void coro__desc_put(struct coro__desc_cache *c, struct coro *co);
 
 /* Gives every descriptor of c back to the table (thread exit). */
+
 void coro__desc_flush(struct coro__desc_cache *c);
 
 /* What coro__registry_foreach shows of a live coroutine: co, a

@@ -476,7 +476,7 @@ static struct coro__stack_way *way_claim(struct coro__stack_cache *c,
     return w;
 }
 
-int coro__stack_alloc(struct coro__stack_cache *c, size_t size, size_t guard,
+__attribute__((noinline)) int coro__stack_alloc(struct coro__stack_cache *c, size_t size, size_t guard,
                       coro__stack_t **out)
 {
     if (c) {
@@ -517,7 +517,7 @@ int coro__stack_alloc(struct coro__stack_cache *c, size_t size, size_t guard,
     return err;
 }
 
-void coro__stack_free(struct coro__stack_cache *c, coro__stack_t *st)
+__attribute__((noinline)) void coro__stack_free(struct coro__stack_cache *c, coro__stack_t *st)
 {
     struct coro__pool *p = st->pool;
 

@@ -118,6 +118,38 @@ int coro__stack_alloc(struct coro__stack_cache *c, size_t size, size_t guard,
  * memory released.  Leaves errno as it was. */
 void coro__stack_free(struct coro__stack_cache *c, coro__stack_t *st);
 
+/* The fast paths of the two above, inline: the request the cache served
+ * last, and a free to the way it came from. */
+static inline int coro__stack_get(struct coro__stack_cache *c, size_t size, size_t guard,
+                                  coro__stack_t **out)
+{
+    struct coro__stack_way *w = &c->way[c->last];
+    coro__stack_t *st = w->head;
+
+    if (__builtin_expect(size == c->last_size && guard == c->last_guard && st != NULL, 1)) {
+        w->head = st->next;
+        w->count--;
+        *out = st;
+        return 0;
+    }
+    return coro__stack_alloc(c, size, guard, out);
+}
+
+static inline void coro__stack_put(struct coro__stack_cache *c, coro__stack_t *st)
+{
+    if (c) {
+        struct coro__stack_way *w = &c->way[c->last];
+        if (__builtin_expect(w->pool == st->pool && w->count < st->pool->cache_max, 1)) {
+            st->user = NULL;
+            st->next = w->head;
+            w->head = st;
+            w->count++;
+            return;
+        }
+    }
+    coro__stack_free(c, st);
+}
+
 /* Gives every stack of c back to its pool (thread exit). */
 void coro__stack_cache_flush(struct coro__stack_cache *c);
 

@@ -469,6 +469,22 @@ int coro_destroy(coro_t *co)
     return 0;
 }
 
+int coro__drop_stack(coro_t *co)
+{
+    if (co->state != CORO_FINISHED)
+        return EBUSY;
+    coro__stack_t *st = co->stack;
+    if (st) {
+        struct coro__thread *t = tl;
+        /* A write section that leaves seq live (seq += 4). */
+        __atomic_store_n(&co->seq, co->seq + 1, __ATOMIC_RELAXED);
+        co->stack = NULL;
+        __atomic_store_n(&co->seq, co->seq + 3, __ATOMIC_RELEASE);
+        coro__stack_put(t ? &t->stacks : NULL, st);
+    }
+    return 0;
+}
+
 coro_state_t coro_state(const coro_t *co)
 {
     return co ? (coro_state_t)co->state : CORO_FINISHED;

@@ -98,6 +98,12 @@ int coro__transfer(coro_t *from, coro_t *to);
  * coro_resume or coro__transfer instead (the coroutine stays READY and
  * may be resumed again or destroyed).  For the scheduler's coro_spawn. */
 #define CORO__LAZY_STACK 1
+
+/* Gives the stack of a finished coroutine back now, before coro_destroy
+ * (its descriptor, id, name and state stay): for the scheduler, whose
+ * finished coroutines wait for their join.  0; EBUSY if co has not
+ * finished. */
+int coro__drop_stack(coro_t *co);
 int coro__create(coro_t **co, coro_fn fn, void *arg, const coro_attr_t *attr, int flags);
 
 static inline coro_t *coro__self(void)

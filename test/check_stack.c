@@ -822,6 +822,12 @@ END_TEST
 
 /* ------------------------------------------------------------ lazy stacks */
 
+static void count_any(const struct coro__view *v, void *arg)
+{
+    (void)v;
+    (*(int *)arg)++;
+}
+
 static void count_live(const struct coro__view *v, void *arg)
 {
     (*(int *)arg)++;
@@ -858,6 +864,32 @@ START_TEST(lazy_stack_at_first_resume)
         ck_assert_int_eq(coro_destroy(co[i]), 0);
     }
     ck_assert_uint_eq(coro__stack_slabs_mapped(), 1);
+}
+END_TEST
+
+/* A finished coroutine's stack can go before its destroy: the next
+ * coroutine gets the same stack; the finished one keeps its identity. */
+START_TEST(finished_drops_its_stack)
+{
+    coro_t *a, *b;
+
+    ck_assert_int_eq(coro__create(&a, yield_back, NULL, NULL, CORO__LAZY_STACK), 0);
+    ck_assert_int_eq(coro__drop_stack(a), EBUSY);
+    ck_assert_int_eq(coro_resume(a, NULL, NULL), 0);
+    coro__stack_t *st = a->stack;
+    ck_assert_int_eq(coro__drop_stack(a), 0);
+    ck_assert_ptr_null(a->stack);
+    ck_assert_int_eq(coro__drop_stack(a), 0);
+    ck_assert_int_eq(coro__create(&b, yield_back, NULL, NULL, CORO__LAZY_STACK), 0);
+    ck_assert_int_eq(coro_resume(b, NULL, NULL), 0);
+    ck_assert_ptr_eq(b->stack, st);
+    ck_assert_int_eq(coro_state(a), CORO_FINISHED);
+    ck_assert_uint_eq(coro_id(a) + 1, coro_id(b));
+    int live = 0;
+    coro__registry_foreach(count_any, &live);
+    ck_assert_int_eq(live, 2);
+    ck_assert_int_eq(coro_destroy(a), 0);
+    ck_assert_int_eq(coro_destroy(b), 0);
 }
 END_TEST
 
@@ -945,6 +977,7 @@ static Suite *stack_suite(void)
     tc = tcase_create("lazy");
     tcase_add_test(tc, lazy_stack_at_first_resume);
     tcase_add_test(tc, lazy_stack_enomem_at_first_resume);
+    tcase_add_test(tc, finished_drops_its_stack);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");

@@ -202,6 +202,7 @@ static void coro_main(void *p)
     abort(); /* a finished coroutine is never switched to */
 }
 
+
 /* The sequence lock of a descriptor (see registry.h): a write section
  * between begin and end.  Plain stores on x86_64 and aarch64 (release
  * only), nothing on the fast path that costs. */
@@ -230,7 +231,7 @@ static int give_stack(struct coro__thread *t, coro_t *co)
     if (unlikely(err))
         return err;
     /* A write section that keeps seq at 2 modulo 4 (live) once done. */
-    __atomic_store_n(&co->seq, co->seq + 1, __ATOMIC_RELAXED);
+    seq_begin(co);
     co->stack = st;
     co->canary = st->guard == CORO__GUARD_CANARY;
     coro__ctx_make(&co->ctx, st->lo, (size_t)(st->hi - st->lo), coro_main, co);
@@ -477,7 +478,7 @@ int coro__drop_stack(coro_t *co)
     if (st) {
         struct coro__thread *t = tl;
         /* A write section that leaves seq live (seq += 4). */
-        __atomic_store_n(&co->seq, co->seq + 1, __ATOMIC_RELAXED);
+        seq_begin(co);
         co->stack = NULL;
         __atomic_store_n(&co->seq, co->seq + 3, __ATOMIC_RELEASE);
         coro__stack_put(t ? &t->stacks : NULL, st);

@@ -54,6 +54,7 @@ _Static_assert(sizeof(((struct coro *)0)->state) == sizeof(int), "state is an in
 _Static_assert(sizeof(((struct coro *)0)->seq) == 4, "seq is a uint32_t");
 _Static_assert(sizeof(size_t) == sizeof(void *), "size_t fields are ptr_size bytes");
 _Static_assert(sizeof(struct coro__chunk) <= CHUNK_FIRST, "chunk header fits its page");
+_Static_assert(sizeof(struct coro) % 8 == 0, "descriptors are copied in words");
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct coro__chunk *partial; /* chunks with a descriptor to give */
@@ -257,6 +258,13 @@ size_t coro__chunks_in_use(void)
     return n;
 }
 
+/* Orders the reads before it before the loads after it. */
+#if defined(CORO__TSAN)
+#define READ_FENCE() __sync_synchronize() /* TSan has no __atomic_thread_fence */
+#else
+#define READ_FENCE() __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#endif
+
 /* Copies co into *copy, and its stack's bounds into v, while no create
  * or destroy writes them: 1 when the copy is of a live coroutine.  The
  * reads race with the owner's writes by design (the sequence number says
@@ -270,20 +278,22 @@ __attribute__((no_sanitize_thread, noinline)) static int snapshot(const struct c
         uint32_t s = __atomic_load_n(&co->seq, __ATOMIC_ACQUIRE);
         if ((s & 3) != 2)
             return 0;
-        const volatile char *from = (const volatile char *)co;
-        char *to = (char *)copy;
-        for (size_t i = 0; i < sizeof *co; i++)
+        const volatile uint64_t *from = (const volatile uint64_t *)co;
+        uint64_t *to = (uint64_t *)copy;
+        for (size_t i = 0; i < sizeof *co / sizeof *to; i++)
             to[i] = from[i];
+        READ_FENCE();
+        if (__atomic_load_n(&co->seq, __ATOMIC_RELAXED) != s ||
+            *(const volatile uint64_t *)&co->id != copy->id)
+            continue; /* torn: nothing in the copy may be followed */
+        /* The copy is consistent: its stack pointer may be followed (a
+         * stack's descriptor is never unmapped once carved), and its
+         * bounds are the coroutine's if seq still has not moved. */
         const volatile coro__stack_t *st = copy->stack;
         v->lo = st ? st->lo : NULL;
         v->hi = st ? st->hi : NULL;
-#if defined(CORO__TSAN)
-        __sync_synchronize(); /* TSan has no __atomic_thread_fence */
-#else
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-#endif
-        if (__atomic_load_n(&co->seq, __ATOMIC_RELAXED) == s &&
-            *(const volatile uint64_t *)&co->id == copy->id)
+        READ_FENCE();
+        if (__atomic_load_n(&co->seq, __ATOMIC_RELAXED) == s)
             return 1;
     }
     return 0;

@@ -651,7 +651,7 @@ END_TEST
  * descriptors a thread: about 6 MiB). */
 START_TEST(burst_gives_memory_back)
 {
-    const size_t n = RUNNING_ON_VALGRIND || SHADOWED ? 20000 : UNDER_TSAN ? 4000 : 300000;
+    const size_t n = UNDER_TSAN ? 4000 : RUNNING_ON_VALGRIND || SHADOWED ? 20000 : 300000;
     coro_t **co = malloc(n * sizeof *co);
 
     ck_assert_ptr_nonnull(co);

@@ -15,7 +15,7 @@
 # of times.
 #
 # How it works.  The library exports one data symbol, coro_debug_root (see
-# include/coro.h), that leads to every stack the library has carved and
+# include/coro.h), that leads to the table of coroutine descriptors and
 # gives the byte offsets of every field read here, so a stripped library
 # is enough.  A suspended coroutine's registers are saved in a ucontext_t;
 # to backtrace it, an unwinder is switched on that says the innermost frame
@@ -30,18 +30,18 @@ import gdb
 import gdb.unwinder
 
 CORO_DEBUG_MAGIC = 0xC0D3B6C0
-CORO_DEBUG_VERSION = 1
+CORO_DEBUG_VERSION = 2
 
 STATES = ("ready", "running", "normal", "suspended", "finished")
 READY, RUNNING, NORMAL, SUSPENDED, FINISHED = range(5)
 
-# struct coro_debug_root, version 1: four uint32_t, two pointers, then
+# struct coro_debug_root, version 2: four uint32_t, two pointers, then
 # uint32_t offsets in this order.
 ROOT_FIELDS = (
-    "guard_size", "desc_reserve", "pool_size", "pool_usable", "pool_stride",
-    "pool_slabs", "slab_next", "slab_base", "slab_carved", "stack_lo",
-    "stack_user", "coro_id", "coro_name", "coro_name_size", "coro_state",
-    "coro_fn", "coro_ctx", "ctx_mcontext",
+    "chunk_next", "chunk_count", "chunk_first", "coro_size", "coro_seq",
+    "coro_id", "coro_name", "coro_name_size", "coro_state", "coro_fn",
+    "coro_ctx", "ctx_mcontext", "coro_stack", "coro_guard", "stack_lo",
+    "stack_hi",
 )
 
 
@@ -128,52 +128,50 @@ class _Root(object):
                                % (version, CORO_DEBUG_VERSION))
         self.mem = mem = _Memory(ptr_size)
         at = addr + 16
-        self.pools = mem.ptr(at)
-        self.npools = mem.ptr(at + ptr_size)
+        self.chunks = mem.ptr(at)
         at += 2 * ptr_size
         if at + 4 * len(ROOT_FIELDS) > addr + size:
             raise gdb.GdbError("libcoro: coro_debug_root is too short")
         for i, field in enumerate(ROOT_FIELDS):
             setattr(self, field, mem.u32(at + 4 * i))
 
-    def stacks(self):
-        """(lo, usable) of every stack ever carved, live or cached."""
+    def descriptors(self):
+        """The address of every live coroutine's descriptor."""
         mem = self.mem
-        for i in range(mem.i32(self.npools)):
-            pool = self.pools + i * self.pool_size
-            usable = mem.ptr(pool + self.pool_usable)
-            stride = mem.ptr(pool + self.pool_stride)
-            slab = mem.ptr(pool + self.pool_slabs)
-            seen = set()
-            while slab and slab not in seen:
-                seen.add(slab)
-                base = mem.ptr(slab + self.slab_base)
-                for k in range(mem.ptr(slab + self.slab_carved)):
-                    yield base + k * stride + self.guard_size, usable
-                slab = mem.ptr(slab + self.slab_next)
+        order = mem.order + "I"
+        chunk = mem.ptr(self.chunks)
+        seen = set()
+        while chunk and chunk not in seen:
+            seen.add(chunk)
+            count = mem.u32(chunk + self.chunk_count)
+            first = chunk + self.chunk_first
+            try:
+                raw = mem.read(first, count * self.coro_size)
+            except gdb.MemoryError:
+                raw = None
+            for i in range(count):
+                desc = first + i * self.coro_size
+                if raw is not None:
+                    seq = struct.unpack_from(order, raw,
+                                             i * self.coro_size + self.coro_seq)[0]
+                else:
+                    try:
+                        seq = mem.u32(desc + self.coro_seq)
+                    except gdb.MemoryError:
+                        continue  # memory given back: free descriptors
+                if seq & 3 == 2:
+                    yield desc
+            chunk = mem.ptr(chunk + self.chunk_next)
+
+    def stacks(self):
+        """(lo, usable) of every live coroutine's stack."""
+        for co in self.coroutines():
+            if co.hi:
+                yield co.lo, co.hi - co.lo
 
     def coroutines(self):
         """Every live coroutine, by id."""
-        mem = self.mem
-        found = []
-        missing = 0
-        for lo, usable in self.stacks():
-            desc = lo + usable - self.desc_reserve
-            try:
-                if mem.ptr(desc + self.stack_lo) != lo:
-                    missing += 1
-                    continue
-                user = mem.ptr(desc + self.stack_user)
-                if user:
-                    found.append(_Coro(self, user, lo, desc))
-            except gdb.MemoryError:
-                missing += 1
-        if missing:
-            gdb.write("warning: libcoro: %d stacks are missing from memory; "
-                      "their coroutines are not shown.  (gdb's gcore leaves "
-                      "them out where stacks have MADV_GUARD_INSTALL guard "
-                      "pages, Linux 6.13 and later: make cores with "
-                      "\"coro gcore\".)\n" % missing)
+        found = [_Coro(self, desc) for desc in self.descriptors()]
         found.sort(key=lambda co: co.id)
         return found
 
@@ -191,18 +189,20 @@ class _Root(object):
 class _Coro(object):
     """One coroutine, read from the inferior."""
 
-    def __init__(self, root, addr, lo, desc):
+    def __init__(self, root, addr):
         mem = root.mem
         self.root = root
         self.addr = addr
-        self.lo = lo
-        self.desc = desc
         self.id = mem.u64(addr + root.coro_id)
         raw = mem.read(addr + root.coro_name, root.coro_name_size)
         self.name = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
         self.state = mem.i32(addr + root.coro_state)
         self.fn = mem.ptr(addr + root.coro_fn)
         self.mcontext = addr + root.coro_ctx + root.ctx_mcontext
+        self.guard = mem.ptr(addr + root.coro_guard)
+        stack = mem.ptr(addr + root.coro_stack)
+        self.lo = mem.ptr(stack + root.stack_lo) if stack else 0
+        self.hi = mem.ptr(stack + root.stack_hi) if stack else 0
 
     def state_name(self):
         if 0 <= self.state < len(STATES):
@@ -220,7 +220,7 @@ class _Coro(object):
     def on_stack(self, sp):
         """True if sp is on co's stack, or in the guard below it (a thread
         that overflowed the stack stops there)."""
-        return self.lo - self.root.guard_size <= sp < self.addr
+        return self.lo - self.guard <= sp < self.hi
 
     def thread(self):
         """The thread whose stack pointer is on this coroutine's stack (the
@@ -332,7 +332,7 @@ def _activate(co, selected=False):
     u.values = None
     u.level = None
     u.thread = gdb.selected_thread().ptid
-    u.frame_sp = co.lo - co.root.guard_size
+    u.frame_sp = co.lo - co.guard
     u.selected = selected
     gdb.invalidate_cached_frames()
     frame = gdb.newest_frame()

@@ -61,7 +61,8 @@ typedef struct coro_attr {
     char   name[32];       /* NUL-terminated, may be empty */
     uint32_t version;      /* set by coro_attr_init */
     uint32_t flags_;       /* reserved */
-    void  *reserved_[6];
+    size_t guard_size_;    /* 0: the default (since 0.2.0; was reserved) */
+    void  *reserved_[5];
 } coro_attr_t;
 
 /* Longest name kept, without its terminating NUL; longer names are cut. */
@@ -71,13 +72,18 @@ typedef struct coro_attr {
 #define CORO_STACK_MIN ((size_t)16384)
 #define CORO_STACK_MAX ((size_t)1 << 30)
 
+/* Largest guard coro_attr_set_guard_size accepts. */
+#define CORO_GUARD_MAX ((size_t)1 << 30)
+
 /* Fills *attr with the defaults: the build's default stack size (262144
- * bytes unless configured otherwise) and no name.  attr may not be NULL. */
+ * bytes unless configured otherwise), the default guard (65536 bytes) and
+ * no name.  attr may not be NULL. */
 CORO_API void coro_attr_init(coro_attr_t *attr);
 
 /* Sets the usable stack size: a coroutine created with attr gets at least
- * bytes of stack (coro_stack_size tells how much exactly: the size rounded up
- * to pages, plus what is left of the page holding the coroutine itself).
+ * bytes of stack (coro_stack_size tells how much exactly: the size rounded
+ * up to its size class, whole pages at most a quarter above the size asked
+ * for; only the pages a coroutine touches cost memory).
  * Returns 0; EINVAL if attr is NULL or bytes is outside
  * [CORO_STACK_MIN, CORO_STACK_MAX]. */
 CORO_API int coro_attr_set_stack_size(coro_attr_t *attr, size_t bytes);
@@ -86,6 +92,16 @@ CORO_API int coro_attr_set_stack_size(coro_attr_t *attr, size_t bytes);
  * gdb).  The string is copied, cut to CORO_NAME_MAX bytes; NULL clears it.
  * Returns 0; EINVAL if attr is NULL. */
 CORO_API int coro_attr_set_name(coro_attr_t *attr, const char *name);
+
+/* Sets the width of the guard below the stack: an access there (a stack
+ * overflow) faults and is reported (see "Stack overflow" below).  bytes is
+ * rounded up to whole pages; 0 restores the default (65536).  A wide guard
+ * catches large frames of code built without -fstack-clash-protection; it
+ * costs address space only (and, on kernels before Linux 6.13, nothing
+ * more than a narrow one).
+ * Returns 0; EINVAL if attr is NULL or bytes is above CORO_GUARD_MAX.
+ * Since 0.2.0. */
+CORO_API int coro_attr_set_guard_size(coro_attr_t *attr, size_t bytes);
 
 /* Creates a coroutine that will run fn(arg) on its own guarded stack when
  * first resumed.  attr may be NULL for the defaults.  No system call is made
@@ -681,52 +697,55 @@ CORO_API int coro_signal_wait(const sigset_t *set, int *signo, int64_t deadline)
  * no debug information is needed).  Programs have no use for it; gdb's
  * extension (installed with the library, see coro_debug(7)) reads it.
  *
- * The walk: for each pool i in [0, *npools), at pools + i * pool_size;
- * for each slab in its list (the first at pool + pool_slabs, the next at
- * slab + slab_next, a null pointer ends it); for each k in [0, carved):
- * the stack's lowest usable byte is lo = base + k * stride + guard_size,
- * its descriptor is at lo + usable - desc_reserve, and the pointer at
- * descriptor + stack_user is the live coroutine on that stack, or null.
- * A coroutine's fields are at the coro_* offsets: id (uint64_t), name
- * (coro_name_size chars, NUL-terminated), state (int, a coro_state_t),
- * fn (its entry function), and ctx, a ucontext_t holding its saved
- * registers while it is not running (uc_mcontext at ctx + ctx_mcontext).
- * Its stack is [lo, the coroutine's address).  Pointers and size_t fields
- * are ptr_size bytes.  Slabs and their list only grow, and every store
- * that publishes one is a release, so a walk never meets a dangling
- * pointer.
+ * The walk: coroutine descriptors live in chunks.  The pointer at chunks
+ * is the newest chunk; each chunk's older neighbour is the pointer at
+ * chunk + chunk_next (a null pointer ends the list).  A chunk holds count
+ * descriptors (the uint32_t at chunk + chunk_count), the i-th at
+ * chunk + chunk_first + i * coro_size.  A descriptor is a live coroutine
+ * when its uint32_t seq (at coro_seq) is 2 modulo 4 (odd while it is being
+ * created or destroyed, a multiple of 4 while free; memory that reads as
+ * zeros is free).  A coroutine's fields are at the coro_* offsets: id
+ * (uint64_t), name (coro_name_size chars, NUL-terminated), state (int, a
+ * coro_state_t), fn (its entry function), ctx, a ucontext_t holding its
+ * saved registers while it is not running (uc_mcontext at ctx +
+ * ctx_mcontext), stack (a pointer to its stack's descriptor, null while it
+ * has no stack yet) and guard (size_t: bytes of guard below its stack).
+ * In a stack's descriptor, [lo, hi) is the usable stack (pointers at
+ * stack_lo and stack_hi); the guard is [lo - guard, lo).  Pointers and
+ * size_t fields are ptr_size bytes.  Chunks are never unmapped and their
+ * list only grows, and every store that publishes one is a release, so a
+ * walk never meets a dangling pointer.
  *
  * Compatibility: magic is CORO_DEBUG_MAGIC; version is CORO_DEBUG_VERSION,
- * raised when a field changes meaning; new fields are only appended, and
- * size says how many there are. */
+ * raised when a field changes meaning (version 2: the descriptor table
+ * replaced version 1's walk of stack pools); new fields are only appended,
+ * and size says how many there are. */
 #define CORO_DEBUG_MAGIC 0xC0D3B6C0u
-#define CORO_DEBUG_VERSION 1u
+#define CORO_DEBUG_VERSION 2u
 
 struct coro_debug_root {
     uint32_t magic;         /* CORO_DEBUG_MAGIC */
     uint32_t version;       /* CORO_DEBUG_VERSION */
     uint32_t size;          /* sizeof(struct coro_debug_root) */
     uint32_t ptr_size;      /* sizeof(void *), also sizeof(size_t) */
-    const void *pools;      /* the array of stack pools */
-    const int *npools;      /* how many of them are in use */
-    uint32_t guard_size;    /* bytes of guard below every stack */
-    uint32_t desc_reserve;  /* the descriptor rule above */
-    uint32_t pool_size;     /* distance between two pools in the array */
-    uint32_t pool_usable;   /* offsets in a pool: usable bytes (size_t), */
-    uint32_t pool_stride;   /* guard + usable bytes (size_t), */
-    uint32_t pool_slabs;    /* newest slab (pointer) */
-    uint32_t slab_next;     /* offsets in a slab: older slab (pointer), */
-    uint32_t slab_base;     /* first byte (pointer), */
-    uint32_t slab_carved;   /* stacks carved from it (size_t) */
-    uint32_t stack_lo;      /* offsets in a descriptor: lowest usable byte, */
-    uint32_t stack_user;    /* the coroutine on it (pointers) */
-    uint32_t coro_id;       /* offsets in a coroutine */
+    const void *chunks;     /* where the pointer to the newest chunk is */
+    const void *reserved_;  /* null */
+    uint32_t chunk_next;    /* offsets in a chunk: older chunk (pointer), */
+    uint32_t chunk_count;   /* descriptors in it (uint32_t), */
+    uint32_t chunk_first;   /* the first descriptor */
+    uint32_t coro_size;     /* distance between two descriptors */
+    uint32_t coro_seq;      /* offsets in a descriptor */
+    uint32_t coro_id;
     uint32_t coro_name;
     uint32_t coro_name_size;
     uint32_t coro_state;
     uint32_t coro_fn;
     uint32_t coro_ctx;
     uint32_t ctx_mcontext;  /* offset of uc_mcontext in a ucontext_t */
+    uint32_t coro_stack;
+    uint32_t coro_guard;
+    uint32_t stack_lo;      /* offsets in a stack's descriptor */
+    uint32_t stack_hi;
 };
 
 /* For debuggers only; see struct coro_debug_root.  Never changes. */

@@ -1,6 +1,7 @@
 /* coro: create, resume, yield, destroy (see include/coro.h). */
 #define _GNU_SOURCE
 #include "coroutine.h"
+#include "registry.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -20,65 +21,98 @@
 
 __thread struct coro__thread *coro__tl __attribute__((tls_model("initial-exec")));
 #define tl coro__tl
+/* The one thread-specific key of libcoro, made by the first thread that
+ * needs it; a failure is returned (and tried again next time), never
+ * ignored: an unmade key would be key 0, another library's. */
 static pthread_key_t thread_key;
-static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+static atomic_int key_made;
+static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint_fast64_t next_serial = 1;
 static atomic_uint_fast64_t next_id_block = 1;
 
-static void thread_exit(void *t)
+/* The sched layer's part of thread exit, for programs whose sched.c does
+ * not define it (a weak alias of a no-op, as musl does). */
+static void no_sched_exit(struct coro__thread *t)
 {
+    (void)t;
+}
+extern __typeof(no_sched_exit) coro__sched_thread_exit
+    __attribute__((weak, alias("no_sched_exit")));
+
+/* Thread exit: the parts in reverse order of their setup. */
+static void thread_exit(void *p)
+{
+    struct coro__thread *t = p;
+
+    coro__sched_thread_exit(t);
     coro__debug_thread_stop();
+    coro__desc_flush(&t->descs);
+    coro__stack_cache_flush(&t->stacks);
     tl = NULL;
     free(t);
 }
 
-static int thread_key_err; /* pthread_key_create's: then no thread state */
-
-static void thread_key_init(void)
+static int key_init(void)
 {
-    thread_key_err = pthread_key_create(&thread_key, thread_exit);
-}
+    int err = 0;
 
-/* NULL when the thread's state cannot be kept: no memory, or no key (all
- * taken): thread_key would then be some other library's key 0. */
-static struct coro__thread *thread_setup(void)
-{
-    pthread_once(&thread_once, thread_key_init);
-    if (thread_key_err) {
-        coro__debug_note("coro: no thread-specific key left (pthread_key_create "
-                         "failed): every create and resume fails with ENOMEM\n");
-        return NULL;
+    if (atomic_load_explicit(&key_made, memory_order_acquire))
+        return 0;
+    pthread_mutex_lock(&key_lock);
+    if (!atomic_load_explicit(&key_made, memory_order_relaxed)) {
+        err = pthread_key_create(&thread_key, thread_exit);
+        if (!err)
+            atomic_store_explicit(&key_made, 1, memory_order_release);
     }
-    struct coro__thread *t = calloc(1, sizeof *t);
-
-    if (!t)
-        return NULL;
-    t->serial = atomic_fetch_add(&next_serial, 1);
-    t->errno_ptr = &errno;
-    t->eh = coro__eh_globals();
-    if (pthread_setspecific(thread_key, t) != 0) {
-        free(t); /* never freed at thread exit otherwise */
-        return NULL;
-    }
-    tl = t;
-    coro__debug_thread_start();
-    return t;
+    pthread_mutex_unlock(&key_lock);
+    return err;
 }
 
 /* Out of line and cold: the errno it keeps must not cost registers on
  * coro_resume's fast path. */
-static __attribute__((noinline, cold)) struct coro__thread *thread_init(void)
+static __attribute__((noinline, cold)) int thread_init(struct coro__thread **out)
 {
-    int saved_errno = errno; /* public calls never change errno */
-    struct coro__thread *t = thread_setup();
+    int saved = errno;
+    int err = key_init();
+    struct coro__thread *t = NULL;
 
-    errno = saved_errno;
-    return t;
+    if (err)
+        coro__debug_note("coro: no thread-specific key left (pthread_key_create "
+                         "failed): every create and resume fails with EAGAIN\n");
+    if (!err && !(t = calloc(1, sizeof *t)))
+        err = ENOMEM;
+    if (!err && (err = pthread_setspecific(thread_key, t)) != 0) {
+        free(t);
+        err = ENOMEM;
+    }
+    if (!err) {
+        /* Bottom up: the caches are zeroed, then the coro part, then the
+         * debug layer's (the sched layer's comes with the first spawn). */
+        t->serial = atomic_fetch_add(&next_serial, 1);
+        t->errno_ptr = &errno;
+        t->eh = coro__eh_globals();
+        tl = t;
+        coro__debug_thread_start();
+        *out = t;
+    }
+    errno = saved;
+    return err;
+}
+
+int coro__thread_need(struct coro__thread **t)
+{
+    if (likely(tl != NULL)) {
+        *t = tl;
+        return 0;
+    }
+    return thread_init(t);
 }
 
 struct coro__thread *coro__thread_get(void)
 {
-    return likely(tl != NULL) ? tl : thread_init();
+    struct coro__thread *t;
+
+    return coro__thread_need(&t) ? NULL : t;
 }
 
 static uint64_t new_id(struct coro__thread *t)
@@ -104,6 +138,14 @@ int coro_attr_set_stack_size(coro_attr_t *attr, size_t bytes)
     if (!attr || bytes < CORO_STACK_MIN || bytes > CORO_STACK_MAX)
         return EINVAL;
     attr->stack_size = bytes;
+    return 0;
+}
+
+int coro_attr_set_guard_size(coro_attr_t *attr, size_t bytes)
+{
+    if (!attr || bytes > CORO_GUARD_MAX)
+        return EINVAL;
+    attr->guard_size_ = bytes ? coro__stack_guard(bytes) : 0;
     return 0;
 }
 
@@ -167,27 +209,103 @@ static void coro_main(void *p)
     abort(); /* a finished coroutine is never switched to */
 }
 
-int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
+
+/* The sequence lock of a descriptor (see registry.h): a write section
+ * between begin and end.  Plain stores on x86_64 and aarch64 (release
+ * only), nothing on the fast path that costs. */
+static inline void seq_begin(coro_t *co)
 {
-    size_t size = CORO_DEFAULT_STACK_SIZE;
+#if defined(CORO__TSAN)
+    /* TSan has no fences: an exchange that orders what follows. */
+    __atomic_exchange_n(&co->seq, co->seq + 1, __ATOMIC_ACQ_REL);
+#else
+    __atomic_store_n(&co->seq, co->seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+#endif
+}
+
+static inline void seq_end(coro_t *co)
+{
+    __atomic_store_n(&co->seq, co->seq + 1, __ATOMIC_RELEASE);
+}
+
+/* Gives co (READY, no stack yet) its stack and its first context. */
+static int give_stack(struct coro__thread *t, coro_t *co)
+{
     coro__stack_t *st;
+    int err = coro__stack_alloc(t ? &t->stacks : NULL, co->stack_size, co->guard_size, &st);
+
+    if (unlikely(err))
+        return err;
+    /* A write section that keeps seq at 2 modulo 4 (live) once done. */
+    seq_begin(co);
+    co->stack = st;
+    co->canary = st->guard == CORO__GUARD_CANARY;
+    coro__ctx_make(&co->ctx, st->lo, (size_t)(st->hi - st->lo), coro_main, co);
+    st->user = co;
+    __atomic_store_n(&co->seq, co->seq + 3, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* The descriptor cache's fast paths (lib/registry.c has the rest). */
+static inline coro_t *desc_get(struct coro__desc_cache *c)
+{
+    coro_t *co = c->head;
+
+    if (likely(co != NULL)) {
+        c->head = co->next_free;
+        c->count--;
+        return co;
+    }
+    return coro__desc_get(c);
+}
+
+static inline void desc_put(struct coro__desc_cache *c, coro_t *co)
+{
+    if (likely(c != NULL && c->count < 1024)) {
+        co->next_free = c->head;
+        c->head = co;
+        c->count++;
+        return;
+    }
+    coro__desc_put(c, co);
+}
+
+/* coro_create and coro__create: one body, inlined into each with its
+ * flags a constant, so the eager path has no test of them. */
+static inline __attribute__((always_inline)) int create(coro_t **out, coro_fn fn,
+                                                        void *arg,
+                                                        const coro_attr_t *attr,
+                                                        int flags)
+{
+    size_t size = CORO_DEFAULT_STACK_SIZE, guard = 0;
+    coro__stack_t *st = NULL;
 
     if (!out || !fn)
         return EINVAL;
     if (attr) {
         if (attr->version != CORO__ATTR_MAGIC || attr->stack_size < CORO_STACK_MIN ||
-            attr->stack_size > CORO_STACK_MAX)
+            attr->stack_size > CORO_STACK_MAX || attr->guard_size_ > CORO_GUARD_MAX)
             return EINVAL;
         size = attr->stack_size;
+        guard = attr->guard_size_;
     }
-    int saved_errno = errno; /* public calls never change errno */
-    struct coro__thread *t = coro__thread_get();
-    int err = t ? coro__stack_alloc(size + sizeof(coro_t) + 64, &st) : ENOMEM;
-    errno = saved_errno;
-    if (err)
+    struct coro__thread *t;
+    int err = coro__thread_need(&t);
+    if (unlikely(err))
         return err;
+    coro_t *co = desc_get(&t->descs);
+    if (unlikely(!co))
+        return ENOMEM;
+    if (!(flags & CORO__LAZY_STACK)) {
+        err = coro__stack_get(&t->stacks, size, guard, &st);
+        if (unlikely(err)) {
+            desc_put(&t->descs, co);
+            return err;
+        }
+    }
 
-    coro_t *co = (coro_t *)(((uintptr_t)st - sizeof(coro_t)) & ~(uintptr_t)63);
+    seq_begin(co);
     co->caller = NULL;
     co->resumer = NULL;
     co->out = NULL;
@@ -195,7 +313,15 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     co->fn = fn;
     co->arg = arg;
     co->stack = st;
-    co->canary = st->guard == CORO__GUARD_CANARY;
+    if (st) {
+        co->stack_size = (size_t)(st->hi - st->lo);
+        co->guard_size = st->pool->guard;
+        co->canary = st->guard == CORO__GUARD_CANARY;
+    } else {
+        co->stack_size = coro__stack_class(size);
+        co->guard_size = coro__stack_guard(guard);
+        co->canary = 0;
+    }
     co->owner = 0;
     co->id = new_id(t);
     co->state = CORO_READY;
@@ -208,11 +334,25 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     else
         co->name[0] = '\0';
     co->name[CORO_NAME_MAX] = '\0';
-    coro__ctx_make(&co->ctx, st->lo, (size_t)((char *)co - st->lo), coro_main, co);
-    st->user = co;
+    if (st) {
+        coro__ctx_make(&co->ctx, st->lo, (size_t)(st->hi - st->lo), coro_main, co);
+        st->user = co;
+    }
+    seq_end(co);
     coro__san_created(co);
     *out = co;
     return 0;
+}
+
+int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
+{
+    return create(out, fn, arg, attr, 0);
+}
+
+int coro__create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr, int flags)
+{
+    return flags & CORO__LAZY_STACK ? create(out, fn, arg, attr, CORO__LAZY_STACK)
+                                    : create(out, fn, arg, attr, 0);
 }
 
 /* The rarer cases of coro_resume: a first resume (which may also be this
@@ -220,11 +360,15 @@ int coro_create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
 static int resume_check_slow(coro_t *co, struct coro__thread **tp)
 {
     switch (co->state) {
-    case CORO_READY:
-        if (!(*tp = coro__thread_get()))
-            return ENOMEM;
+    case CORO_READY: {
+        int err = coro__thread_need(tp);
+        if (!err && !co->stack)
+            err = give_stack(*tp, co);
+        if (err)
+            return err;
         co->owner = (*tp)->serial;
         return 0;
+    }
     case CORO_SUSPENDED:
         return EPERM; /* it started on another thread */
     case CORO_FINISHED:
@@ -278,11 +422,16 @@ int coro__transfer(coro_t *from, coro_t *to)
 {
     struct coro__thread *t = tl;
 
-    check_canary(from);
-    if (to->state == CORO_READY)
+    if (to->state == CORO_READY) {
+        if (!to->stack) {
+            int err = give_stack(t, to);
+            if (unlikely(err))
+                return err; /* nothing switched: from still runs */
+        }
         to->owner = t->serial;
-    else if (to->in)
+    } else if (to->in)
         *to->in = NULL;
+    check_canary(from);
     to->resumer = from->resumer;
     to->caller = from->caller;
     to->out = from->out;
@@ -317,11 +466,33 @@ int coro_destroy(coro_t *co)
     if (co->sched)
         return EPERM; /* spawned: its scheduler frees it */
     coro__san_destroyed(co);
+    /* Not made for a thread that has none (one exiting, say): the stack
+     * and descriptor then go straight back to the pool and the table. */
+    struct coro__thread *t = tl;
+    coro__stack_t *st = co->stack;
+    seq_begin(co);
     co->state = CORO_FINISHED;
-    co->stack->user = NULL;
-    int saved_errno = errno; /* public calls never change errno */
-    coro__stack_free(co->stack);
-    errno = saved_errno;
+    co->stack = NULL;
+    seq_end(co);
+    if (st)
+        coro__stack_put(t ? &t->stacks : NULL, st);
+    desc_put(t ? &t->descs : NULL, co);
+    return 0;
+}
+
+int coro__drop_stack(coro_t *co)
+{
+    if (co->state != CORO_FINISHED)
+        return EBUSY;
+    coro__stack_t *st = co->stack;
+    if (st) {
+        struct coro__thread *t = tl;
+        /* A write section that leaves seq live (seq += 4). */
+        seq_begin(co);
+        co->stack = NULL;
+        __atomic_store_n(&co->seq, co->seq + 3, __ATOMIC_RELEASE);
+        coro__stack_put(t ? &t->stacks : NULL, st);
+    }
     return 0;
 }
 
@@ -347,5 +518,5 @@ const char *coro_name(const coro_t *co)
 
 size_t coro_stack_size(const coro_t *co)
 {
-    return co ? (size_t)((const char *)co - co->stack->lo) : 0;
+    return co ? co->stack_size : 0;
 }

@@ -14,8 +14,20 @@
 
 #define CORO__ATTR_MAGIC 0xC0A77001u
 
-/* Per-thread state, created on the thread's first create or resume and
- * freed when the thread exits. */
+struct coro;
+
+/* A thread's cache of free coroutine descriptors (lib/registry.c). */
+struct coro__desc_cache {
+    struct coro *head;
+    uint32_t count;
+};
+
+/* The per-thread context: one thread-specific key for all of libcoro.
+ * Created on the thread's first create or resume, its parts set up bottom
+ * up (stack cache, coro, debug; the scheduler's when it first spawns) and
+ * torn down in reverse when the thread exits (coro__sched_thread_exit,
+ * coro__debug_thread_stop, then the caches), so no part finds another
+ * already gone. */
 struct coro__thread {
     /* The fields every switch reads come first, in one cache line. */
     coro_t *current;         /* running coroutine, NULL on the thread's own stack */
@@ -28,10 +40,16 @@ struct coro__thread {
     ucontext_t main_ctx;     /* the thread's own flow while a coroutine runs */
     struct coro__eh *eh;     /* the C++ runtime's exception state (cxx.h), or NULL */
     struct coro__eh main_eh; /* the thread's own while a coroutine runs */
+    struct coro__desc_cache descs;   /* coro part: free descriptors */
+    struct coro__stack_cache stacks; /* stack part: stacks as they are */
 };
 
-/* The coroutine object sits at the top of its own stack, just below the
- * stack descriptor: creating one touches a single page. */
+/* The sched layer's part of thread exit, called first (lib/sched.c
+ * defines it; coro.c has a weak no-op for programs without it). */
+void coro__sched_thread_exit(struct coro__thread *t);
+
+/* A coroutine's descriptor lives in the descriptor table (lib/registry.c),
+ * never on a stack. */
 struct coro {
     /* What resume and yield touch, in the first cache line. */
     ucontext_t *caller;      /* where coro_yield goes: the resumer's context */
@@ -41,10 +59,12 @@ struct coro {
     void **in;               /* where the next resume's value goes: the in
                               * argument of its pending coro_yield */
     uint64_t owner;          /* serial of the thread it started on; 0 before */
-    coro__stack_t *stack;    /* its memory; usable stack is [stack->lo, this) */
+    coro__stack_t *stack;    /* its memory, [stack->lo, stack->hi) */
     int state;               /* coro_state_t */
     int err;                 /* its errno while it is not running */
     int canary;              /* its stack has canary words, no guard pages */
+    uint32_t seq;            /* sequence lock of create and destroy: odd while
+                              * one runs; live when seq % 4 == 2 */
     ucontext_t ctx __attribute__((aligned(64)));
                              /* saved registers while it is not running */
     coro_fn fn;
@@ -54,20 +74,41 @@ struct coro {
     void *sched;             /* the sched layer's per-coroutine data */
     void *debug;             /* the debug layer's per-coroutine data (sanitizers) */
     struct coro__eh eh;      /* its C++ exception state while it is not running */
+    struct coro *next_free;  /* link while free in the descriptor table */
+    size_t stack_size;       /* usable bytes of its stack (its class) */
+    size_t guard_size;       /* bytes of guard below it */
 };
-/* The registry of live coroutines is the stack layer's slab list: every
- * carved stack's descriptor points (user) at the coroutine living on it.
- * Creating and destroying costs one store each, and no lock. */
 
-/* This thread's state, created if needed; NULL only when malloc fails. */
+/* This thread's state, created if needed; NULL when it cannot be (then
+ * coro__thread_need says why). */
 struct coro__thread *coro__thread_get(void);
+
+/* Stores this thread's state, created if needed, in *t: 0, EAGAIN when no
+ * thread-specific key can be had, ENOMEM.  Leaves errno alone. */
+int coro__thread_need(struct coro__thread **t);
 
 /* This thread's state, or NULL before its first create or resume.  Read
  * directly by the layers above (coro__self) instead of calling coro_self. */
 extern __thread struct coro__thread *coro__tl __attribute__((tls_model("initial-exec")));
 
-/* See lib/coro.c: a yield and a resume in one switch, for the scheduler. */
+/* See lib/coro.c: a yield and a resume in one switch, for the scheduler.
+ * Returns ENOMEM without switching when to has no stack yet and none can
+ * be had (see CORO__LAZY_STACK). */
 int coro__transfer(coro_t *from, coro_t *to);
+
+/* coro_create with flags.  CORO__LAZY_STACK: the coroutine gets its stack
+ * at its first resume (or transfer), not now; a coroutine waiting to start
+ * then costs its descriptor only, and ENOMEM comes from that first
+ * coro_resume or coro__transfer instead (the coroutine stays READY and
+ * may be resumed again or destroyed).  For the scheduler's coro_spawn. */
+#define CORO__LAZY_STACK 1
+
+/* Gives the stack of a finished coroutine back now, before coro_destroy
+ * (its descriptor, id, name and state stay): for the scheduler, whose
+ * finished coroutines wait for their join.  0; EBUSY if co has not
+ * finished. */
+int coro__drop_stack(coro_t *co);
+int coro__create(coro_t **co, coro_fn fn, void *arg, const coro_attr_t *attr, int flags);
 
 static inline coro_t *coro__self(void)
 {

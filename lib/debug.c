@@ -3,10 +3,11 @@
  * A suspended coroutine's registers are in its ucontext_t, the layout
  * libunwind takes as its unw_context_t (on x86_64 it is the same type), so
  * a walk starts from a copy of it as if the coroutine had just returned
- * from its switch.  The registry of live coroutines is the stack layer's:
- * every carved stack, with the coroutine living on it. */
+ * from its switch.  The registry of live coroutines is the descriptor
+ * table (lib/registry.h), walked under each descriptor's sequence lock. */
 #define _GNU_SOURCE
 #include "coroutine.h"
+#include "registry.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -160,13 +161,11 @@ struct dump {
 #endif
 };
 
-static void dump_one(coro__stack_t *st, void *arg)
+static void dump_one(const struct coro__view *v, void *arg)
 {
     struct dump *d = arg;
-    const coro_t *co = st->user;
+    const coro_t *co = v->co;
 
-    if (!co)
-        return;
     d->count++;
     int state = co->state;
     fprintf(d->out, "coroutine #%" PRIu64 " \"%s\" %s, stack %zu bytes", co->id,
@@ -179,12 +178,12 @@ static void dump_one(coro__stack_t *st, void *arg)
         fprintf(d->out, ", returned: no backtrace\n");
         return;
     case CORO_RUNNING:
-        if (co != d->self) {
+        if (v->real != d->self) {
             fprintf(d->out, ", running on another thread: not unwound\n");
             return;
         }
         fprintf(d->out, ", in use %zu bytes (now; it called coro_dump)\n",
-                (size_t)((const char *)co - (const char *)&state));
+                (size_t)(v->hi - (const char *)&state));
 #if defined(CORO_HAVE_LIBUNWIND)
         {
             unw_cursor_t c;
@@ -201,9 +200,9 @@ static void dump_one(coro__stack_t *st, void *arg)
     }
     /* Suspended, or normal (it resumed another and waits in coro_resume). */
     uintptr_t sp = coro__uc_sp(&co->ctx);
-    if (sp)
+    if (sp && v->hi)
         fprintf(d->out, ", in use %zu bytes (at its last switch)",
-                (size_t)((uintptr_t)co - sp));
+                (size_t)((uintptr_t)v->hi - sp));
     if (co->owner != d->serial) {
         fprintf(d->out, ", on another thread: not unwound\n");
         return;
@@ -229,7 +228,7 @@ void coro_dump(FILE *out)
     fprintf(out, "coro_dump: live coroutines (backtraces not built in: "
                  "libcoro was built without libunwind)\n");
 #endif
-    coro__stack_foreach(dump_one, &d);
+    coro__registry_foreach(dump_one, &d);
     fprintf(out, "coro_dump: %d live coroutine%s\n", d.count, d.count == 1 ? "" : "s");
     fflush(out);
     errno = saved;

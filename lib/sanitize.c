@@ -89,7 +89,7 @@ void coro__san_created(struct coro *co)
 void coro__san_destroyed(struct coro *co)
 {
     if (co->state == CORO_SUSPENDED)
-        CORO__UNPOISON(co->stack->lo, (size_t)((char *)co - co->stack->lo));
+        CORO__UNPOISON(co->stack->lo, (size_t)(co->stack->hi - co->stack->lo));
     co->debug = NULL;
 }
 

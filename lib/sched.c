@@ -94,14 +94,17 @@ static void sched_teardown(struct coro__sched *s)
     sched_free(s);
 }
 
+static pthread_key_t sched_key;
+
 void coro__sched_thread_exit(struct coro__thread *t)
 {
-    if (t->sched)
+    if (t->sched) {
         sched_teardown(t->sched);
+        pthread_setspecific(sched_key, NULL); /* torn down: not again */
+    }
     t->sched = NULL;
 }
 
-static pthread_key_t sched_key;
 static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
 static int sched_key_err;
 

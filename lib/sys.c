@@ -3,7 +3,10 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -82,6 +85,46 @@ int coro__sys_mprotect(void *addr, size_t len, int prot)
  * not allowed through process_madvise). */
 static atomic_int vec_ok = 1;
 
+/* A pidfd for ourselves, opened once: three system calls fewer on every
+ * call.  A child of fork() must not use its parent's (it would advise the
+ * parent's memory): the child handler forgets it. */
+static atomic_int self_fd = -1;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+static void self_fork_child(void)
+{
+    int fd = atomic_exchange(&self_fd, -1);
+
+    if (fd >= 0)
+        close(fd);
+}
+
+static void self_init(void)
+{
+    if (pthread_atfork(NULL, NULL, self_fork_child) != 0)
+        atomic_store(&vec_ok, 0); /* without it a child would advise its parent */
+}
+
+static int self_pidfd(void)
+{
+    int fd = atomic_load_explicit(&self_fd, memory_order_acquire);
+
+    if (fd >= 0)
+        return fd;
+    pthread_once(&self_once, self_init);
+    if (!atomic_load(&vec_ok))
+        return -1;
+    fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (fd < 0)
+        return -1;
+    int none = -1;
+    if (!atomic_compare_exchange_strong(&self_fd, &none, fd)) {
+        close(fd);
+        fd = none;
+    }
+    return fd;
+}
+
 void coro__sys_madvise_vec_enable(int on)
 {
     atomic_store(&vec_ok, on);
@@ -98,18 +141,35 @@ int coro__sys_madvise_vec(const struct iovec *iov, size_t n, int advice)
         return -1;
     for (size_t i = 0; i < n; i++)
         total += iov[i].iov_len;
-    /* A pidfd per call: one cached across fork() would name the parent. */
-    int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    int fd = self_pidfd();
     if (fd < 0) {
         atomic_store(&vec_ok, 0);
         return -1;
     }
     long r = syscall(SYS_process_madvise, fd, iov, n, advice, 0);
-    int err = errno;
-    close(fd);
     if (r == (long)total)
         return 0;
-    if (r < 0 && (err == EINVAL || err == ENOSYS || err == EPERM || err == EBADF))
+    if (r < 0 && (errno == EINVAL || errno == ENOSYS || errno == EPERM || errno == EBADF))
         atomic_store(&vec_ok, 0);
     return -1;
+}
+
+/* -1 until read; then 0 or 1. */
+static atomic_int debug_env = -1;
+
+int coro__debug_env(void)
+{
+    int v = atomic_load_explicit(&debug_env, memory_order_relaxed);
+
+    if (__builtin_expect(v < 0, 0)) {
+        const char *e = getenv("CORO_DEBUG");
+        v = e && e[0] && strcmp(e, "0") != 0;
+        atomic_store_explicit(&debug_env, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+void coro__debug_env_reset(void)
+{
+    atomic_store(&debug_env, -1);
 }

@@ -35,4 +35,12 @@ int coro__sys_mprotect(void *addr, size_t len, int prot);
  * fails with err, and every later one too if sticky.  nth 0 disarms. */
 void coro__sys_fail(enum coro__sys_op op, long nth, int err, int sticky);
 
+/* 1 when the environment variable CORO_DEBUG is set to a non-empty value
+ * other than "0": diagnostics for the user go to stderr only then.  Read
+ * once and cached. */
+int coro__debug_env(void);
+
+/* For tests: read CORO_DEBUG again at the next coro__debug_env. */
+void coro__debug_env_reset(void);
+
 #endif

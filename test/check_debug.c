@@ -847,7 +847,7 @@ static void child_no_keys_left(void)
         fprintf(stderr, "coro_create succeeded without a key\n");
         _exit(4);
     }
-    if (r != ENOMEM)
+    if (r != EAGAIN)
         _exit(5);
     for (int k = 0; k < KEYS; k++)
         if (pthread_getspecific((pthread_key_t)k) != before[k]) {

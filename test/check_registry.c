@@ -34,33 +34,42 @@ static size_t size_at(const void *base, uint32_t off)
     return n;
 }
 
-/* A debugger's walk, through the root's offsets only. */
-static int walk(const char *found[], const char *lows[], int max)
+static uint32_t u32_at(const void *base, uint32_t off)
+{
+    uint32_t v;
+
+    memcpy(&v, (const char *)base + off, sizeof v);
+    return v;
+}
+
+/* A debugger's walk, through the root's offsets only: every live
+ * descriptor of every chunk, and the stack bounds (lows, highs) it names. */
+static int walk3(const char *found[], const char *lows[], const char *highs[], int max)
 {
     int n = 0;
 
-    for (int i = 0; i < *r->npools; i++) {
-        const char *pool = (const char *)r->pools + (size_t)i * r->pool_size;
-        size_t usable = size_at(pool, r->pool_usable);
-        size_t stride = size_at(pool, r->pool_stride);
-
-        for (const char *slab = ptr_at(pool, r->pool_slabs); slab;
-             slab = ptr_at(slab, r->slab_next)) {
-            const char *base = ptr_at(slab, r->slab_base);
-            for (size_t k = 0; k < size_at(slab, r->slab_carved); k++) {
-                const char *lo = base + k * stride + r->guard_size;
-                const char *desc = lo + usable - r->desc_reserve;
-                ck_assert_ptr_eq(ptr_at(desc, r->stack_lo), lo);
-                const char *co = ptr_at(desc, r->stack_user);
-                if (!co)
-                    continue;
-                ck_assert_int_lt(n, max);
-                lows[n] = lo;
-                found[n++] = co;
-            }
+    for (const char *k = ptr_at(r->chunks, 0); k; k = ptr_at(k, r->chunk_next)) {
+        uint32_t count = u32_at(k, r->chunk_count);
+        for (uint32_t i = 0; i < count; i++) {
+            const char *co = k + r->chunk_first + (size_t)i * r->coro_size;
+            if ((u32_at(co, r->coro_seq) & 3) != 2)
+                continue;
+            const char *st = ptr_at(co, r->coro_stack);
+            ck_assert_ptr_nonnull(st);
+            ck_assert_int_lt(n, max);
+            lows[n] = ptr_at(st, r->stack_lo);
+            if (highs)
+                highs[n] = ptr_at(st, r->stack_hi);
+            ck_assert_uint_eq(size_at(co, r->coro_guard), CORO__GUARD_SIZE);
+            found[n++] = co;
         }
     }
     return n;
+}
+
+static int walk(const char *found[], const char *lows[], int max)
+{
+    return walk3(found, lows, NULL, max);
 }
 
 static int index_of(const char *const set[], int n, const void *p)
@@ -102,9 +111,8 @@ START_TEST(root_describes_itself)
     ck_assert_uint_eq(r->version, CORO_DEBUG_VERSION);
     ck_assert_uint_eq(r->size, sizeof *r);
     ck_assert_uint_eq(r->ptr_size, sizeof(void *));
-    ck_assert_ptr_eq(r->pools, coro__pools);
-    ck_assert_ptr_eq(r->npools, &coro__npools);
-    ck_assert_uint_eq(r->guard_size, CORO__GUARD_SIZE);
+    ck_assert_ptr_eq(r->chunks, (const void *)&coro__chunks);
+    ck_assert_uint_eq(r->coro_size, sizeof(struct coro));
     ck_assert_uint_eq(r->coro_name_size, CORO_NAME_MAX + 1);
     ck_assert_uint_eq(r->ctx_mcontext, offsetof(ucontext_t, uc_mcontext));
 }
@@ -123,12 +131,16 @@ struct seen {
     int n;
 };
 
-static void collect(coro_t *co, void *arg)
+static void collect(const struct coro__view *v, void *arg)
 {
     struct seen *s = arg;
 
     ck_assert_int_lt(s->n, MAXCO);
-    s->set[s->n++] = co;
+    ck_assert_uint_eq(coro_id(v->co), coro_id(v->real));
+    ck_assert_str_eq(coro_name(v->co), coro_name(v->real));
+    ck_assert_ptr_eq(v->lo, v->real->stack->lo);
+    ck_assert_ptr_eq(v->hi, v->real->stack->hi);
+    s->set[s->n++] = (coro_t *)v->real;
 }
 
 /* Live coroutines of two stack sizes (two pools), in every state a
@@ -153,8 +165,8 @@ START_TEST(walk_finds_exactly_the_live)
     ck_assert_int_eq(coro_destroy(co[7]), 0);
     co[6] = make(names[6], 0, yielder);   /* takes gone's stack */
 
-    const char *found[MAXCO], *lows[MAXCO];
-    int n = walk(found, lows, MAXCO);
+    const char *found[MAXCO], *lows[MAXCO], *highs[MAXCO];
+    int n = walk3(found, lows, highs, MAXCO);
     ck_assert_int_eq(n, 6);
     static const int live[] = {0, 1, 2, 4, 5, 6};
     static const int state[] = {CORO_READY, CORO_SUSPENDED, CORO_FINISHED,
@@ -173,8 +185,11 @@ START_TEST(walk_finds_exactly_the_live)
         ck_assert_int_eq(st, state[i]);
         ck_assert_ptr_eq((void *)fn, (void *)(live[i] == 2 ? returner : yielder));
         ck_assert_str_eq(p + r->coro_name, names[live[i]]);
-        /* The stack is [lo, the coroutine): as big as coro_stack_size. */
-        ck_assert_uint_eq((size_t)(p - lows[at]), coro_stack_size(co[live[i]]));
+        /* The stack is [lo, hi): as big as coro_stack_size, and the
+         * descriptor is on no stack. */
+        ck_assert_uint_eq((size_t)(highs[at] - lows[at]), coro_stack_size(co[live[i]]));
+        ck_assert(p < lows[at] - CORO__GUARD_SIZE || p >= highs[at]);
+        ck_assert_ptr_null(coro__stack_find(p));
     }
 
     struct seen s = {.n = 0};
@@ -192,8 +207,8 @@ START_TEST(saved_registers_are_where_the_root_says)
     coro_t *co = make("regs", 0, yielder);
     ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
 
-    const char *found[MAXCO], *lows[MAXCO];
-    ck_assert_int_eq(walk(found, lows, MAXCO), 1);
+    const char *found[MAXCO], *lows[MAXCO], *highs[MAXCO];
+    ck_assert_int_eq(walk3(found, lows, highs, MAXCO), 1);
     const char *mc = found[0] + r->coro_ctx + r->ctx_mcontext;
     const ucontext_t *uc = (const ucontext_t *)(found[0] + r->coro_ctx);
     ck_assert_ptr_eq(mc, (const char *)&uc->uc_mcontext);
@@ -209,7 +224,7 @@ START_TEST(saved_registers_are_where_the_root_says)
     memcpy(&pc, mc + 8 + 8 * 32, sizeof pc);
 #endif
     ck_assert_uint_gt(sp, (uintptr_t)lows[0]);
-    ck_assert_uint_lt(sp, (uintptr_t)found[0]);
+    ck_assert_uint_lt(sp, (uintptr_t)highs[0]);
     ck_assert_uint_ne(pc, 0);
 #endif
     ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
@@ -243,19 +258,19 @@ START_TEST(walk_sees_every_thread)
 }
 END_TEST
 
-/* Slabs fill up and new ones are linked in front: the walk follows the
+/* Chunks fill up and new ones are linked in front: the walk follows the
  * list through all of them. */
-START_TEST(walk_follows_the_slab_list)
+START_TEST(walk_follows_the_chunk_list)
 {
-    enum { N = 400 };   /* more than one 64 MiB slab of 256 KiB stacks */
+    enum { N = 2000 };   /* more than one chunk of descriptors */
     static coro_t *co[N];
 
     for (int i = 0; i < N; i++)
         co[i] = make("many", 0, yielder);
-    int slabs = 0;
-    for (const struct coro__slab *s = coro__pools[0].slabs; s; s = s->next)
-        slabs++;
-    ck_assert_int_gt(slabs, 1);
+    int chunks = 0;
+    for (const struct coro__chunk *k = coro__chunks; k; k = k->next)
+        chunks++;
+    ck_assert_int_gt(chunks, 1);
     const char **found = malloc(sizeof *found * N), **lows = malloc(sizeof *lows * N);
     ck_assert_ptr_nonnull(found);
     ck_assert_ptr_nonnull(lows);
@@ -278,7 +293,7 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, walk_finds_exactly_the_live);
     tcase_add_test(tc, saved_registers_are_where_the_root_says);
     tcase_add_test(tc, walk_sees_every_thread);
-    tcase_add_test(tc, walk_follows_the_slab_list);
+    tcase_add_test(tc, walk_follows_the_chunk_list);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -5,13 +5,17 @@
 #define _GNU_SOURCE
 #include "lib/coroutine.h"
 #include "lib/stack.h"
+#include "lib/registry.h"
 #include "lib/sys.h"
 
 #include <check.h>
 #include "testutil.h"
 #include <errno.h>
 #include <pthread.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +31,10 @@ const char *__asan_default_options(void)
 }
 
 #define KIB ((size_t)1024)
+
+/* The calling thread's stack cache (the coro layer keeps one per thread
+ * in its context; these tests drive the stack layer alone). */
+static __thread struct coro__stack_cache tc;
 
 /* What the process has mapped: /proc/self/maps lines and address space.
  * A leaked slab shows in both (tens of MB of address space).  valgrind
@@ -64,9 +72,9 @@ static coro__stack_t *alloc_ok(size_t size)
 {
     coro__stack_t *st = NULL;
 
-    ck_assert_int_eq(coro__stack_alloc(size, &st), 0);
+    ck_assert_int_eq(coro__stack_alloc(&tc, size, 0, &st), 0);
     ck_assert_ptr_nonnull(st);
-    ck_assert_uint_ge((size_t)((char *)st - st->lo), size - 4 * KIB);
+    ck_assert_uint_ge((size_t)(st->hi - st->lo), size - 4 * KIB);
     return st;
 }
 
@@ -86,13 +94,13 @@ START_TEST(alloc_gives_usable_memory)
     ck_assert_ptr_null(st->user);
     ck_assert_int_ne(st->guard, CORO__GUARD_CANARY);
     /* Every byte below the descriptor is ours. */
-    memset(st->lo, 0xa5, (size_t)((char *)st - st->lo));
+    memset(st->lo, 0xa5, (size_t)(st->hi - st->lo));
     ck_assert_ptr_eq(coro__stack_find(st->lo), st);
-    ck_assert_ptr_eq(coro__stack_find((char *)st - 1), st);
+    ck_assert_ptr_eq(coro__stack_find(st->hi - 1), st);
     ck_assert_ptr_null(coro__stack_find_guard(st->lo));
     ck_assert_ptr_eq(coro__stack_find_guard(st->lo - 1), st);
     ck_assert_ptr_eq(coro__stack_find_guard(st->lo - CORO__GUARD_SIZE), st);
-    coro__stack_free(st);
+    coro__stack_free(&tc, st);
 }
 END_TEST
 
@@ -100,7 +108,7 @@ START_TEST(freed_stack_comes_back)
 {
     coro__stack_t *a = alloc_ok(64 * KIB);
 
-    coro__stack_free(a);
+    coro__stack_free(&tc, a);
     ck_assert_ptr_eq(alloc_ok(64 * KIB), a);
 }
 END_TEST
@@ -116,11 +124,11 @@ START_TEST(cache_returns_same_set)
         for (int j = 0; j < i; j++) {
             ck_assert_ptr_ne(st[i], st[j]);
             /* no two overlap: guard + usable of each are disjoint */
-            ck_assert(st[i]->lo - CORO__GUARD_SIZE >= (char *)st[j] + 64 ||
-                      st[j]->lo - CORO__GUARD_SIZE >= (char *)st[i] + 64);
+            ck_assert(st[i]->lo - CORO__GUARD_SIZE >= st[j]->hi ||
+                      st[j]->lo - CORO__GUARD_SIZE >= st[i]->hi);
         }
     for (int i = 0; i < N; i++)
-        coro__stack_free(st[i]);
+        coro__stack_free(&tc, st[i]);
     for (int i = 0; i < N; i++)
         again[i] = alloc_ok(64 * KIB);
     /* The cache is last in, first out. */
@@ -133,8 +141,8 @@ START_TEST(sizes_do_not_mix)
 {
     coro__stack_t *small = alloc_ok(16 * KIB), *big = alloc_ok(1024 * KIB);
 
-    ck_assert_uint_ge((size_t)((char *)big - big->lo), 1024 * KIB);
-    coro__stack_free(small);
+    ck_assert_uint_ge((size_t)(big->hi - big->lo), 1024 * KIB);
+    coro__stack_free(&tc, small);
     /* A freed small stack is not handed out for a big request. */
     coro__stack_t *big2 = alloc_ok(1024 * KIB);
     ck_assert_ptr_ne(big2, small);
@@ -167,7 +175,7 @@ START_TEST(guard_survives_reuse)
 {
     coro__stack_t *st = alloc_ok(64 * KIB);
 
-    coro__stack_free(st);
+    coro__stack_free(&tc, st);
     st = alloc_ok(64 * KIB);
     st->lo[-4096] = 1;
     ck_abort_msg("write into the guard of a reused stack did not fault");
@@ -223,7 +231,7 @@ START_TEST(fallback_mprotect)
     /* A guard in the middle of a slab splits its mapping in three: two
      * mappings more than the slab alone. */
     ck_assert_int_eq(added, 2);
-    memset(st->lo, 1, (size_t)((char *)st - st->lo));
+    memset(st->lo, 1, (size_t)(st->hi - st->lo));
     /* Learnt once: later stacks go straight to mprotect. */
     ck_assert_int_eq(alloc_ok(64 * KIB)->guard, CORO__GUARD_MPROTECT);
 }
@@ -254,7 +262,7 @@ START_TEST(fallback_canary_when_budget_spent)
     ck_assert_int_eq(c->guard, CORO__GUARD_CANARY);
     ck_assert_int_eq(d->guard, CORO__GUARD_CANARY);
     /* Canaries cost no mapping: from c's guard to d's top, one. */
-    ck_assert_int_eq(maps_in(c->lo - CORO__GUARD_SIZE, (char *)d + 64, &no_access), 1);
+    ck_assert_int_eq(maps_in(c->lo - CORO__GUARD_SIZE, d->hi, &no_access), 1);
     ck_assert_int_eq(no_access, 0);
     ck_assert_int_eq(coro__stack_canary_broken(c), 0);
     c->lo[0] ^= 1;
@@ -295,7 +303,7 @@ START_TEST(canary_rewritten_after_release)
     coro__sys_fail(CORO__SYS_MADVISE, 0, 0, 0);
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(st[i]->guard, CORO__GUARD_CANARY);
-        coro__stack_free(st[i]);
+        coro__stack_free(&tc, st[i]);
     }
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(coro__stack_canary_broken(alloc_ok(64 * KIB)), 0);
@@ -369,7 +377,7 @@ static void warm_up(void)
 {
     coro_t *co;
 
-    coro__stack_free(alloc_ok(64 * KIB));
+    coro__stack_free(&tc, alloc_ok(64 * KIB));
     ck_assert_int_eq(coro_create(&co, just_yield, NULL, NULL), 0);
     ck_assert_int_eq(coro_destroy(co), 0);
 }
@@ -390,7 +398,7 @@ static void expect_enomem(enum coro__sys_op op, int err, int k)
     struct footprint before = footprint();
 
     coro__sys_fail(op, 1, err, 1);
-    ck_assert_int_eq(coro__stack_alloc(fresh_size(k), &st), ENOMEM);
+    ck_assert_int_eq(coro__stack_alloc(&tc, fresh_size(k), 0, &st), ENOMEM);
     ck_assert_ptr_eq(st, (coro__stack_t *)&st); /* untouched */
     footprint_unchanged(before);
 
@@ -444,7 +452,7 @@ START_TEST(guard_fails_in_existing_slab)
     struct footprint before = footprint();
 
     coro__sys_fail(CORO__SYS_MADVISE, 1, ENOMEM, 0);
-    ck_assert_int_eq(coro__stack_alloc(64 * KIB, &b), ENOMEM);
+    ck_assert_int_eq(coro__stack_alloc(&tc, 64 * KIB, 0, &b), ENOMEM);
     footprint_unchanged(before);
     b = alloc_ok(64 * KIB);
     ck_assert_ptr_ne(a, b);
@@ -485,22 +493,22 @@ END_TEST
 
 START_TEST(memory_above_watermark_released)
 {
-    enum { N = 600 };
-    const size_t touch = 64 * KIB;
+    enum { N = 3000, CACHED = 1024 /* stack.c's CACHE_MAX */ };
+    const size_t touch = 16 * KIB;
     static coro__stack_t *st[N];
 
     for (int i = 0; i < N; i++) {
         st[i] = alloc_ok(256 * KIB);
-        memset((char *)st[i] - touch, 0x5a, touch); /* the top, as a stack grows */
+        memset(st[i]->hi - touch, 0x5a, touch); /* the top, as a stack grows */
     }
     size_t full = rss_bytes();
     for (int i = 0; i < N; i++)
-        coro__stack_free(st[i]);
+        coro__stack_free(&tc, st[i]);
     size_t after = rss_bytes();
 
-    /* The cache keeps a bounded number of stacks as they are (128 at
+    /* The cache keeps a bounded number of stacks as they are (1024 at
      * most); the rest go back. */
-    ck_assert_msg(after + N * touch / 2 <= full,
+    ck_assert_msg(after + (N - CACHED) * touch * 3 / 4 <= full,
                   "RSS %zu KiB with %d touched stacks, %zu KiB after freeing",
                   full / KIB, N, after / KIB);
 
@@ -508,8 +516,8 @@ START_TEST(memory_above_watermark_released)
     int zeroed = 0;
     for (int i = 0; i < N; i++) {
         st[i] = alloc_ok(256 * KIB);
-        zeroed += ((char *)st[i])[-touch] == 0;
-        ((char *)st[i])[-touch] = 0x33;
+        zeroed += st[i]->hi[-touch] == 0;
+        st[i]->hi[-touch] = 0x33;
     }
     ck_assert_int_ge(zeroed, N / 2);
 }
@@ -529,12 +537,14 @@ static void *free_then_alloc(void *p)
 {
     struct handoff *h = p;
 
-    coro__stack_free(h->in);
+    coro__stack_free(&tc, h->in);
     coro__stack_t *st = NULL;
-    if (coro__stack_alloc(h->size, &st) == 0)
+    if (coro__stack_alloc(&tc, h->size, 0, &st) == 0)
         h->out[0] = st;
-    /* Freed again: it stays in this thread's cache until the thread ends. */
-    coro__stack_free(st);
+    /* Freed again: it stays in this thread's cache until the thread ends
+     * (the coro layer flushes a thread's cache at its exit). */
+    coro__stack_free(&tc, st);
+    coro__stack_cache_flush(&tc);
     return NULL;
 }
 
@@ -557,11 +567,12 @@ static void *alloc_n_free_n(void *p)
     struct handoff *h = p;
 
     for (int i = 0; i < h->n; i++)
-        if (coro__stack_alloc(h->size, &h->out[i]) != 0)
+        if (coro__stack_alloc(&tc, h->size, 0, &h->out[i]) != 0)
             h->out[i] = NULL;
     for (int i = 0; i < h->n; i++)
         if (h->out[i])
-            coro__stack_free(h->out[i]);
+            coro__stack_free(&tc, h->out[i]);
+    coro__stack_cache_flush(&tc);
     return NULL;
 }
 
@@ -588,7 +599,7 @@ START_TEST(thread_exit_returns_cache)
     }
     /* Threads keep going after an exit: a second round works the same. */
     for (int i = 0; i < h.n; i++)
-        coro__stack_free(got[i]);
+        coro__stack_free(&tc, got[i]);
 }
 END_TEST
 
@@ -600,15 +611,15 @@ static void *churn(void *p)
 
     for (int round = 0; round < 200; round++) {
         for (int i = 0; i < 64; i++) {
-            if (coro__stack_alloc(size, &st[i]) != 0)
+            if (coro__stack_alloc(&tc, size, 0, &st[i]) != 0)
                 return (void *)1;
             *(volatile char *)st[i]->lo = (char)i;
-            ((volatile char *)st[i])[-1] = (char)i;
+            ((volatile char *)st[i]->hi)[-1] = (char)i;
         }
         for (int i = 0; i < 64; i++) {
-            if (((volatile char *)st[i])[-1] != (char)i)
+            if (((volatile char *)st[i]->hi)[-1] != (char)i)
                 return (void *)2;
-            coro__stack_free(st[i]);
+            coro__stack_free(&tc, st[i]);
         }
     }
     return NULL;
@@ -626,6 +637,297 @@ START_TEST(threads_churn)
         ck_assert_int_eq(pthread_join(t[i], &r), 0);
         ck_assert_ptr_null(r);
     }
+}
+END_TEST
+
+
+/* ------------------------------------------------------ quiet by default */
+
+static void *yield_back(void *arg)
+{
+    return arg;
+}
+
+/* Runs one create on the mprotect fallback (as on a kernel without
+ * MADV_GUARD_INSTALL) with stderr going to a file; returns what came out. */
+static size_t stderr_of_fallback_create(char *buf, size_t len)
+{
+    FILE *tmp = tmpfile();
+    ck_assert_ptr_nonnull(tmp);
+    int saved = dup(2);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(dup2(fileno(tmp), 2), 2);
+
+    coro__debug_env_reset();
+    coro__stack_reset_probe(1000);
+    coro__sys_fail(CORO__SYS_MADVISE, 1, EINVAL, 1);
+    /* A size of its own each time: a new pool, a stack carved and guarded
+     * now (not one cached by the call before). */
+    static size_t size = 64 * KIB;
+    coro_attr_t attr;
+    coro_attr_init(&attr);
+    coro_attr_set_stack_size(&attr, size *= 2);
+    coro_t *co;
+    int err = coro_create(&co, yield_back, NULL, &attr);
+    disarm();
+    fflush(stderr);
+    ck_assert_int_eq(dup2(saved, 2), 2);
+    close(saved);
+    ck_assert_int_eq(err, 0);
+    ck_assert_int_eq(co->stack->guard, CORO__GUARD_MPROTECT);
+    ck_assert_int_eq(coro_destroy(co), 0);
+    rewind(tmp);
+    size_t n = fread(buf, 1, len - 1, tmp);
+    buf[n] = '\0';
+    fclose(tmp);
+    return n;
+}
+
+START_TEST(fallback_quiet_unless_asked)
+{
+    char buf[512];
+
+    unsetenv("CORO_DEBUG");
+    ck_assert_uint_eq(stderr_of_fallback_create(buf, sizeof buf), 0);
+    setenv("CORO_DEBUG", "0", 1);
+    ck_assert_uint_eq(stderr_of_fallback_create(buf, sizeof buf), 0);
+    setenv("CORO_DEBUG", "", 1);
+    ck_assert_uint_eq(stderr_of_fallback_create(buf, sizeof buf), 0);
+    setenv("CORO_DEBUG", "1", 1);
+    ck_assert_uint_gt(stderr_of_fallback_create(buf, sizeof buf), 0);
+    ck_assert_ptr_nonnull(strstr(buf, "MADV_GUARD_INSTALL"));
+    unsetenv("CORO_DEBUG");
+    coro__debug_env_reset();
+}
+END_TEST
+
+/* ----------------------------------------------------------------- fork */
+
+static atomic_int hammer_stop;
+
+/* Creates and destroys without pause, with stacks no cache keeps (every
+ * one takes the pool's lock) and cached ones. */
+static void *hammer(void *arg)
+{
+    coro_attr_t big;
+
+    (void)arg;
+    coro_attr_init(&big);
+    coro_attr_set_stack_size(&big, (size_t)300 << 20);
+    while (!atomic_load(&hammer_stop)) {
+        coro_t *a, *b;
+        if (coro_create(&a, yield_back, NULL, &big) == 0)
+            coro_destroy(a);
+        if (coro_create(&b, yield_back, NULL, NULL) == 0)
+            coro_destroy(b);
+    }
+    return NULL;
+}
+
+/* fork() while another thread holds a pool's or the table's lock: the
+ * child's first create must not hang. */
+START_TEST(fork_while_another_thread_creates)
+{
+    pthread_t t;
+
+    /* valgrind runs a forked child slowly: fewer forks, more time. */
+    const int forks = RUNNING_ON_VALGRIND ? 5 : 100;
+    const int wait_ms = RUNNING_ON_VALGRIND ? 60000 : 10000;
+    ck_assert_int_eq(pthread_create(&t, NULL, hammer, NULL), 0);
+    for (int i = 0; i < forks; i++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            coro_attr_t big;
+            coro_t *co;
+            alarm((unsigned)wait_ms / 1000);
+            coro_attr_init(&big);
+            coro_attr_set_stack_size(&big, (size_t)300 << 20);
+            if (coro_create(&co, yield_back, NULL, &big) != 0 ||
+                coro_resume(co, NULL, NULL) != 0 || coro_destroy(co) != 0)
+                _exit(2);
+            if (coro_create(&co, yield_back, NULL, NULL) != 0 ||
+                coro_resume(co, NULL, NULL) != 0 || coro_destroy(co) != 0)
+                _exit(3);
+            _exit(0);
+        }
+        int status = 0;
+        for (int ms = 0; ms < wait_ms; ms++) {
+            pid_t r = waitpid(pid, &status, WNOHANG);
+            ck_assert_int_ge(r, 0);
+            if (r == pid)
+                break;
+            ck_assert_msg(ms < wait_ms - 1, "child %d of fork %d hangs", (int)pid, i);
+            usleep(1000);
+        }
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "fork %d: child status 0x%x", i, status);
+    }
+    atomic_store(&hammer_stop, 1);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------ per-thread context */
+
+static void *spawn_and_exit(void *arg)
+{
+    for (int i = 0; i < 3000; i++)
+        if (coro_spawn(NULL, yield_back, NULL, NULL) != 0)
+            return (void *)1;
+    (void)arg;
+    return NULL; /* no coro_run: they never ran */
+}
+
+/* A thread that exits with spawned coroutines that never ran gives their
+ * stacks and descriptors back, whatever order the exit destructors run
+ * in: the slabs empty and go (but a pool's last), the chunks are free. */
+START_TEST(thread_exit_frees_unrun_spawns)
+{
+    pthread_t t;
+    void *r;
+
+    ck_assert_int_eq(pthread_create(&t, NULL, spawn_and_exit, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, &r), 0);
+    ck_assert_ptr_null(r);
+    ck_assert_uint_eq(coro__stack_slabs_mapped(), 1);
+    ck_assert_uint_eq(coro__chunks_in_use(), 0);
+}
+END_TEST
+
+/* Every thread-specific key taken before libcoro's first call: the
+ * create fails with EAGAIN (and touches no other library's key), then
+ * works once a key is free. */
+START_TEST(key_create_failure_is_an_error)
+{
+    static pthread_key_t keys[PTHREAD_KEYS_MAX + 1];
+    int n = 0;
+    int mine = 42;
+
+    while (n <= PTHREAD_KEYS_MAX && pthread_key_create(&keys[n], NULL) == 0)
+        pthread_setspecific(keys[n++], &mine);
+    ck_assert_int_gt(n, 0);
+    coro_t *co = NULL;
+    errno = 99;
+    ck_assert_int_eq(coro_create(&co, yield_back, NULL, NULL), EAGAIN);
+    ck_assert_int_eq(errno, 99);
+    ck_assert_ptr_null(co);
+    for (int i = 0; i < n; i++)
+        ck_assert_ptr_eq(pthread_getspecific(keys[i]), &mine);
+    ck_assert_int_eq(pthread_key_delete(keys[n - 1]), 0);
+    ck_assert_int_eq(coro_create(&co, yield_back, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(coro_destroy(co), 0);
+    for (int i = 0; i < n - 1; i++)
+        ck_assert_ptr_eq(pthread_getspecific(keys[i]), &mine);
+}
+END_TEST
+
+/* ------------------------------------------------------------ lazy stacks */
+
+static void count_any(const struct coro__view *v, void *arg)
+{
+    (void)v;
+    (*(int *)arg)++;
+}
+
+static void count_live(const struct coro__view *v, void *arg)
+{
+    (*(int *)arg)++;
+    ck_assert_ptr_null(v->lo);
+    ck_assert_ptr_null(v->hi);
+}
+
+/* A coroutine made with CORO__LAZY_STACK costs its descriptor only until
+ * its first resume, which gives it its stack; one that never runs is
+ * destroyed without one. */
+START_TEST(lazy_stack_at_first_resume)
+{
+    enum { N = 1000 };
+    static coro_t *co[N];
+
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(coro__create(&co[i], yield_back, (void *)(intptr_t)i, NULL,
+                                      CORO__LAZY_STACK), 0);
+        ck_assert_int_eq(coro_state(co[i]), CORO_READY);
+        ck_assert_uint_ge(coro_stack_size(co[i]), CORO_DEFAULT_STACK_SIZE);
+    }
+    ck_assert_uint_eq(coro__stack_slabs_mapped(), 0);
+    int live = 0;
+    coro__registry_foreach(count_live, &live);
+    ck_assert_int_eq(live, N);
+    ck_assert_int_eq(coro_destroy(co[0]), 0);
+    for (int i = 1; i < N; i++) {
+        void *out = NULL;
+        ck_assert_int_eq(coro_resume(co[i], NULL, &out), 0);
+        ck_assert_ptr_eq(out, (void *)(intptr_t)i);
+        ck_assert_ptr_nonnull(co[i]->stack);
+        ck_assert_uint_eq((size_t)(co[i]->stack->hi - co[i]->stack->lo),
+                          coro_stack_size(co[i]));
+        ck_assert_int_eq(coro_destroy(co[i]), 0);
+    }
+    ck_assert_uint_eq(coro__stack_slabs_mapped(), 1);
+}
+END_TEST
+
+/* A finished coroutine's stack can go before its destroy: the next
+ * coroutine gets the same stack; the finished one keeps its identity. */
+START_TEST(finished_drops_its_stack)
+{
+    coro_t *a, *b;
+
+    ck_assert_int_eq(coro__create(&a, yield_back, NULL, NULL, CORO__LAZY_STACK), 0);
+    ck_assert_int_eq(coro__drop_stack(a), EBUSY);
+    ck_assert_int_eq(coro_resume(a, NULL, NULL), 0);
+    coro__stack_t *st = a->stack;
+    ck_assert_int_eq(coro__drop_stack(a), 0);
+    ck_assert_ptr_null(a->stack);
+    ck_assert_int_eq(coro__drop_stack(a), 0);
+    ck_assert_int_eq(coro__create(&b, yield_back, NULL, NULL, CORO__LAZY_STACK), 0);
+    ck_assert_int_eq(coro_resume(b, NULL, NULL), 0);
+    ck_assert_ptr_eq(b->stack, st);
+    ck_assert_int_eq(coro_state(a), CORO_FINISHED);
+    ck_assert_uint_eq(coro_id(a) + 1, coro_id(b));
+    int live = 0;
+    coro__registry_foreach(count_any, &live);
+    ck_assert_int_eq(live, 2);
+    ck_assert_int_eq(coro_destroy(a), 0);
+    ck_assert_int_eq(coro_destroy(b), 0);
+}
+END_TEST
+
+/* No stack at the first resume: ENOMEM from coro_resume, errno as it
+ * was, the coroutine still READY; it runs once memory can be had. */
+START_TEST(lazy_stack_enomem_at_first_resume)
+{
+    coro_t *co;
+    coro_attr_t attr;
+
+    coro_attr_init(&attr);
+    /* Once on another size, so that whatever the failing path allocates
+     * for itself (a sanitizer's allocator maps on first use) is there. */
+    ck_assert_int_eq(coro_attr_set_stack_size(&attr, 200 * KIB), 0);
+    ck_assert_int_eq(coro__create(&co, yield_back, &attr, &attr, CORO__LAZY_STACK), 0);
+    coro__sys_fail(CORO__SYS_MMAP, 1, ENOMEM, 1);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), ENOMEM);
+    disarm();
+    ck_assert_int_eq(coro_destroy(co), 0);
+    ck_assert_int_eq(coro_attr_set_stack_size(&attr, 100 * KIB), 0);
+    ck_assert_int_eq(coro__create(&co, yield_back, &attr, &attr, CORO__LAZY_STACK), 0);
+    struct footprint before = footprint();
+    coro__sys_fail(CORO__SYS_MMAP, 1, ENOMEM, 1);
+    errno = 55;
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), ENOMEM);
+    ck_assert_int_eq(errno, 55);
+    ck_assert_int_eq(coro_state(co), CORO_READY);
+    ck_assert_ptr_null(co->stack);
+    disarm();
+    footprint_unchanged(before);
+    void *out = NULL;
+    ck_assert_int_eq(coro_resume(co, NULL, &out), 0);
+    ck_assert_ptr_eq(out, &attr);
+    ck_assert_int_eq(coro_state(co), CORO_FINISHED);
+    ck_assert_int_eq(coro_destroy(co), 0);
 }
 END_TEST
 
@@ -665,6 +967,20 @@ static Suite *stack_suite(void)
 
     tc = tcase_create("memory");
     tcase_add_test(tc, memory_above_watermark_released);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("context");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, fallback_quiet_unless_asked);
+    tcase_add_test(tc, fork_while_another_thread_creates);
+    tcase_add_test(tc, thread_exit_frees_unrun_spawns);
+    tcase_add_test(tc, key_create_failure_is_an_error);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("lazy");
+    tcase_add_test(tc, lazy_stack_at_first_resume);
+    tcase_add_test(tc, lazy_stack_enomem_at_first_resume);
+    tcase_add_test(tc, finished_drops_its_stack);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");

@@ -16,9 +16,14 @@
 #ifndef CORO_H
 #define CORO_H
 
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -476,6 +481,134 @@ CORO_API int coro_future_set(coro_future_t *f, void *value);
  * *value if value is not NULL.
  * Returns 0; EINVAL if f is NULL; ETIMEDOUT; ECANCELED; EPERM. */
 CORO_API int coro_future_wait(coro_future_t *f, void **value, int64_t deadline);
+
+/* -------------------------------------------------------------------- io */
+/* I/O that reads like blocking code: each call tries the system call
+ * first and, only when it would block (EAGAIN), parks the calling
+ * coroutine until the fd is ready, its deadline passes (ETIMEDOUT; a
+ * deadline already passed only tries) or it is cancelled (ECANCELED).
+ * Meanwhile the scheduler runs the other coroutines, and when none is
+ * ready the thread sleeps in epoll until an fd, a deadline or a wakeup.
+ * Each thread's scheduler has its own reactor (epoll), made on first use.
+ *
+ * Who may call: a coroutine run by this thread's scheduler (coro_spawn);
+ * anywhere else these return EPERM.  The fds must be non-blocking
+ * (O_NONBLOCK): a blocking fd never says EAGAIN, so the call blocks the
+ * whole thread, as a plain system call would.  coro_accept, coro_tcp_listen
+ * and coro_tcp_dial make non-blocking, close-on-exec fds.  Regular files
+ * are always "ready" (epoll cannot watch them): reads and writes of them
+ * block the thread while the disk works; use coro_offload for those.
+ * An fd is registered with the reactor at its first EAGAIN and stays so
+ * until coro_fd_close; close it with coro_fd_close (which wakes its
+ * waiters with EBADF).  A plain close(2) of a registered fd is tolerated:
+ * events of the old file are dropped, and a new fd with the same number
+ * is found out at its next EAGAIN, or within a second by a coroutine
+ * already waiting on it.
+ *
+ * Byte counts: *n (never NULL) receives the bytes moved, also when the
+ * call fails or times out part way.  EINTR is retried.  Other errors are
+ * those of the system call (ECONNRESET, EPIPE, ...).  As with write(2),
+ * writing to a socket whose peer has gone raises SIGPIPE unless it is
+ * ignored or MSG_NOSIGNAL is given to coro_send. */
+
+enum { CORO_IN = 1, CORO_OUT = 2 };           /* coro_wait_fd events */
+
+/* Waits until fd is readable (CORO_IN) and/or writable (CORO_OUT), as
+ * poll(2) would say; *revents (may be NULL) gets the CORO_IN/CORO_OUT bits
+ * that are ready, with both set on an error or hang-up.
+ * Returns 0; EINVAL if events has no known bit or fd < 0; EBADF if fd is
+ * not open or is closed by coro_fd_close while waiting; ETIMEDOUT;
+ * ECANCELED; EPERM; ENOMEM. */
+CORO_API int coro_wait_fd(int fd, unsigned events, unsigned *revents, int64_t deadline);
+
+/* read(2) that parks: at least one byte, or *n == 0 at end of file. */
+CORO_API int coro_read(int fd, void *buf, size_t len, size_t *n, int64_t deadline);
+/* write(2) that parks until all len bytes are written or it fails. */
+CORO_API int coro_write(int fd, const void *buf, size_t len, size_t *n, int64_t deadline);
+/* readv(2) once (at least one byte, or 0 at end of file) / writev(2) of
+ * every byte. */
+CORO_API int coro_readv(int fd, const struct iovec *iov, int iovcnt, size_t *n,
+                        int64_t deadline);
+CORO_API int coro_writev(int fd, const struct iovec *iov, int iovcnt, size_t *n,
+                         int64_t deadline);
+/* recv(2) once; send(2) of every byte (MSG_NOSIGNAL is a good flag). */
+CORO_API int coro_recv(int fd, void *buf, size_t len, int flags, size_t *n,
+                       int64_t deadline);
+CORO_API int coro_send(int fd, const void *buf, size_t len, int flags, size_t *n,
+                       int64_t deadline);
+/* recvmsg(2) / sendmsg(2) once each: *n is what the call returned. */
+CORO_API int coro_recvmsg(int fd, struct msghdr *msg, int flags, size_t *n,
+                          int64_t deadline);
+CORO_API int coro_sendmsg(int fd, const struct msghdr *msg, int flags, size_t *n,
+                          int64_t deadline);
+
+/* accept4(2) that parks; *fd gets the new connection, non-blocking and
+ * close-on-exec.  addr and addrlen as for accept(2) (may be NULL).
+ * Several coroutines may accept on one listener: served first come, first
+ * served. */
+CORO_API int coro_accept(int lfd, int *fd, struct sockaddr *addr, socklen_t *addrlen,
+                         int64_t deadline);
+
+/* connect(2) on a non-blocking socket, waiting for the handshake.
+ * Returns 0 when connected; the socket's error (ECONNREFUSED,
+ * ENETUNREACH, ...) when it failed; ETIMEDOUT when the deadline passed
+ * first (the socket is then still connecting: close it). */
+CORO_API int coro_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                          int64_t deadline);
+
+/* poll(2) that parks: waits until one of fds is ready; *nready (may be
+ * NULL) is the number with revents set.  nfds 0 waits for the deadline or
+ * a cancel.  Entries with fd < 0 are ignored, as by poll(2). */
+CORO_API int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline);
+
+/* Closes fd after waking every coroutine waiting on it with EBADF and
+ * forgetting it in the reactor.  Any code on the thread may call it.
+ * Returns 0, or close(2)'s error (EBADF). */
+CORO_API int coro_fd_close(int fd);
+
+/* A TCP listener on host:port with listen(2)'s backlog (negative:
+ * SOMAXCONN) (host NULL: every address; names are
+ * resolved with a blocking getaddrinfo: pass numeric addresses from a
+ * coroutine that must not block), SO_REUSEADDR, non-blocking and
+ * close-on-exec.  Any code may call it.
+ * Returns 0 with *fd; EINVAL for a NULL fd or port; a getaddrinfo EAI_*
+ * code (negative) when the name cannot be resolved; else the error of
+ * socket/bind/listen (EADDRINUSE, ...). */
+CORO_API int coro_tcp_listen(const char *host, const char *port, int backlog, int *fd);
+
+/* A TCP connection to host:port: resolves it (coro_getaddrinfo), then
+ * tries each address in turn with coro_connect until one answers or the
+ * deadline passes.  Returns 0 with *fd (non-blocking, close-on-exec); the
+ * last address's error; a getaddrinfo EAI_* code (negative); ETIMEDOUT;
+ * ECANCELED; EPERM. */
+CORO_API int coro_tcp_dial(const char *host, const char *port, int *fd, int64_t deadline);
+
+/* Runs fn(arg) on one of a small pool of threads (started on first use;
+ * CORO_OFFLOAD_THREADS in the environment sets how many, default 4) and
+ * parks until it returns; *result (may be NULL) gets its return value.
+ * For blocking work: regular-file I/O, DNS, a library without a
+ * non-blocking interface.  On ETIMEDOUT or ECANCELED the coroutine goes
+ * on at once while fn still runs: its result is then dropped when it
+ * returns, so fn must own arg (or arg must outlive it: e.g. free it in
+ * fn) and must not touch the caller's stack.
+ * Returns 0; EINVAL if fn is NULL; ENOMEM / EAGAIN if no thread or memory
+ * can be had; ETIMEDOUT; ECANCELED; EPERM. */
+CORO_API int coro_offload(void *(*fn)(void *), void *arg, void **result, int64_t deadline);
+
+/* getaddrinfo(3) run by coro_offload.  Returns 0 with *res (free it with
+ * freeaddrinfo), a positive errno (ETIMEDOUT, ECANCELED, EPERM, ENOMEM),
+ * or getaddrinfo's EAI_* code (negative). */
+CORO_API int coro_getaddrinfo(const char *node, const char *service,
+                              const struct addrinfo *hints, struct addrinfo **res,
+                              int64_t deadline);
+
+/* Waits for one of the signals in set, as sigwaitinfo(2): the caller
+ * blocks them first (pthread_sigmask, in every thread), else they are
+ * delivered as usual and never seen here.  *signo (may be NULL) gets the
+ * signal.  Served through one signalfd per scheduler.
+ * Returns 0; EINVAL if set is NULL or empty of catchable signals;
+ * ETIMEDOUT; ECANCELED; EPERM; ENOMEM. */
+CORO_API int coro_signal_wait(const sigset_t *set, int *signo, int64_t deadline);
 
 /* ------------------------------------------------------------ diagnostics */
 /* (debug layer: coro_dump, coro_backtrace, registry root for debuggers) */

@@ -66,6 +66,8 @@ static void free_task(struct coro__sched *s, struct coro__task *k)
 
 static void sched_free(struct coro__sched *s)
 {
+    if (s->io)
+        coro__io_free(s);
     while (s->spare) {
         struct coro__task *k = s->spare;
         s->spare = k->next;
@@ -295,14 +297,22 @@ static void fire_timers(struct coro__sched *s)
 }
 
 /* Nothing is ready: the thread sleeps until deadline (-1: until woken).
- * The one place a scheduler waits (the io layer's reactor goes here). */
+ * The one place a scheduler waits: in the reactor once there is one. */
 static void sched_idle(struct coro__sched *s, int64_t deadline)
 {
+    if (s->io) {
+        coro__io_poll(s, deadline);
+        return;
+    }
     struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
-
-    (void)s;
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
     }
+}
+
+/* Something outside the ready queue and the timers can still end a wait. */
+static int io_alive(const struct coro__sched *s)
+{
+    return s->io && coro__io_alive(s);
 }
 
 /* A task waits with nothing left that could wake it. */
@@ -329,7 +339,8 @@ static void report(struct coro__sched *s)
 }
 
 /* Liveness: nothing is ready, no deadline is pending, and nothing else
- * (no other thread, no fd: none exist yet) can end a wait, yet tasks are
+ * (no fd, signal or offload waited for; no other thread: none can yet)
+ * can end a wait, yet tasks are
  * live: every one of them is parked for good.  Says which, then breaks the
  * deadlock in stages, each failing the waits of one more kind and, from
  * then on, every new wait of that kind at once, so the coroutines can only
@@ -393,12 +404,17 @@ static int loop(struct coro__sched *s)
             if (!s->head) {
                 if (!s->live)
                     break;
-                if (s->timers.n)
+                if (s->timers.n || io_alive(s))
                     sched_idle(s, coro__timers_first(&s->timers));
                 else if (deadlock(s))
                     lost(s);
                 continue;
             }
+            /* Once a round, even when the ready queue never empties, the
+             * reactor is looked at (zero timeout): busy coroutines do not
+             * starve I/O. */
+            if (io_alive(s))
+                coro__io_poll(s, 0);
             s->round = s->nready;
         }
         s->round--;

@@ -173,7 +173,21 @@ struct coro__sched {
     int drain;                  /* after a deadlock: parks of a kind below it
                                  * fail at once (see deadlock) */
     int deadlocked;             /* a deadlock was reported in this run */
+    void *io;                   /* the io layer's reactor, made on its first
+                                 * use (lib/io.c), or NULL */
 };
+
+/* The io layer's side of the scheduler (lib/io.c).  Weak: called only when
+ * s->io is set, which only lib/io.c does, so a program that does no I/O
+ * links none of it. */
+/* Waits for fd events and wakeups until deadline (-1: none, 0: just
+ * looks), ending the waits they satisfy. */
+void coro__io_poll(struct coro__sched *s, int64_t deadline) __attribute__((weak));
+/* Nonzero while a coroutine waits on something only the reactor can end
+ * (an fd, a signal, an offload): then nothing is deadlocked. */
+int coro__io_alive(const struct coro__sched *s) __attribute__((weak));
+/* Thread exit: closes the reactor. */
+void coro__io_free(struct coro__sched *s) __attribute__((weak));
 
 static inline void coro__push_ready(struct coro__sched *s, struct coro__task *k)
 {

@@ -1,0 +1,1026 @@
+/* io: a reactor per scheduler and the calls that park on it (see
+ * include/coro.h, "io").
+ *
+ * The reactor is an epoll instance made on the scheduler's first I/O
+ * wait.  An fd is added at its first EAGAIN, edge-triggered for both
+ * directions, and stays until coro_fd_close: steady state makes no
+ * epoll_ctl.  Per fd the reactor keeps a FIFO of waiters per direction and
+ * a readiness bit per direction: an event sets it, an EAGAIN or a short
+ * transfer clears it, so the call after a short read parks at once instead
+ * of paying for an EAGAIN.  An event wakes the first waiter of its
+ * direction; a waiter that found the fd still ready passes the wake on, so
+ * several acceptors on one listener are served in turn.
+ *
+ * The epoll data of an fd is its number and a generation, bumped whenever
+ * the reactor forgets the fd: an event of a closed (or closed and reused)
+ * fd number is dropped.  A plain close(2) is not seen: the next EAGAIN of
+ * the number re-arms it (EPOLL_CTL_MOD finds that the file is not the one
+ * registered), and waiters that got no event for a second have their fd
+ * checked the same way when the reactor idles. */
+#define _GNU_SOURCE
+#include "io.h"
+#include "sync.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EVENTS_MAX 256          /* events taken per epoll_pwait2 */
+#define RECHECK_NS 1000000000LL /* a waiter with no event this long: check its fd */
+
+enum { DIR_IN = 0, DIR_OUT = 1 };
+
+/* What the reactor knows of one fd number.  Owned by the reactor. */
+struct fdent {
+    uint32_t gen;               /* of its current registration */
+    unsigned char registered;   /* in the epoll set (as far as we know) */
+    unsigned char ready[2];     /* an event came since the last EAGAIN */
+    struct coro__waitq q[2];    /* coroutines waiting per direction, FIFO */
+    int64_t since;              /* when its oldest waiter began, for rechecks */
+};
+
+static struct coro__io *io_of(struct coro__sched *s)
+{
+    return s->io;
+}
+
+struct coro__io *coro__io_here(int *err)
+{
+    struct coro__sched *s = coro__sched_current();
+
+    if (!s) {
+        *err = EPERM;
+        return NULL;
+    }
+    if (!s->io) {
+        struct coro__io *io = calloc(1, sizeof *io);
+        if (!io) {
+            *err = ENOMEM;
+            return NULL;
+        }
+        io->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (io->epfd < 0) {
+            *err = errno;
+            free(io);
+            return NULL;
+        }
+        io->sigfd = -1;
+        io->bellfd = -1;
+        s->io = io;
+    }
+    return s->io;
+}
+
+/* The fd table is chunks of FDS_CHUNK entries that never move: waiters
+ * point into their entry's lists. */
+#define FDS_CHUNK 256
+
+/* The entry of fd, the table grown to hold it; NULL when memory runs out. */
+static struct fdent *fd_entry(struct coro__io *io, int fd)
+{
+    size_t c = (size_t)fd / FDS_CHUNK;
+
+    if (c >= io->nchunks) {
+        size_t n = io->nchunks ? io->nchunks : 4;
+        while (n <= c)
+            n *= 2;
+        struct fdent **t = realloc(io->chunks, n * sizeof *t);
+        if (!t)
+            return NULL;
+        memset(t + io->nchunks, 0, (n - io->nchunks) * sizeof *t);
+        io->chunks = t;
+        io->nchunks = n;
+    }
+    if (!io->chunks[c] && !(io->chunks[c] = calloc(FDS_CHUNK, sizeof(struct fdent))))
+        return NULL;
+    return &io->chunks[c][(size_t)fd % FDS_CHUNK];
+}
+
+/* fd's entry if the reactor has one, else NULL (no allocation). */
+static struct fdent *fd_known(struct coro__io *io, int fd)
+{
+    size_t c = (size_t)fd / FDS_CHUNK;
+
+    return io && fd >= 0 && c < io->nchunks && io->chunks[c]
+               ? &io->chunks[c][(size_t)fd % FDS_CHUNK]
+               : NULL;
+}
+
+static uint64_t fd_data(int fd, uint32_t gen)
+{
+    return (uint64_t)(uint32_t)fd | (uint64_t)gen << 32;
+}
+
+/* Adds fd to the epoll set, or (already registered) checks that the
+ * number still names the registered file and re-adds it if not.  0, or
+ * the error: EPERM for an fd epoll cannot watch (a regular file), EBADF. */
+static int fd_arm(struct coro__io *io, int fd, struct fdent *e)
+{
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
+
+    if (e->registered) {
+        ev.data.u64 = fd_data(fd, e->gen);
+        if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return errno;
+        e->registered = 0;      /* closed and reused behind our back */
+    }
+    if (++e->gen == 0)
+        e->gen = 1; /* generation 0 is the reactor's own fds' */
+    ev.data.u64 = fd_data(fd, e->gen);
+    if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        if (errno != EEXIST)
+            return errno;
+        /* The number was forgotten (coro_fd_close of a dup) but the file is
+         * still in the set: take it over with the new generation. */
+        if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
+            return errno;
+    }
+    e->registered = 1;
+    e->ready[DIR_IN] = e->ready[DIR_OUT] = 1; /* not known yet */
+    e->since = coro_now();
+    return 0;
+}
+
+/* Wakes the first waiter of e in direction dir (it retries its call). */
+static void wake_first(struct fdent *e, int dir)
+{
+    struct coro__waiter *w = coro__waitq_claim(&e->q[dir]);
+
+    if (w)
+        coro__wake(w, 0);
+}
+
+static void wake_all(struct fdent *e, int result)
+{
+    coro__wake_all(&e->q[DIR_IN], result);
+    coro__wake_all(&e->q[DIR_OUT], result);
+}
+
+/* Parks the caller on fd until it may be ready in one of the directions
+ * in mask (1 << DIR_IN, 1 << DIR_OUT).  0 when woken by an event (retry
+ * the call), EBADF when coro_fd_close closed it, ETIMEDOUT, ECANCELED,
+ * EPERM for an fd epoll cannot watch, ENOMEM. */
+static int fd_park(struct coro__io *io, int fd, unsigned mask, int64_t deadline,
+                   const char *what)
+{
+    struct coro__waiter w[2];
+    struct coro__wait wait;
+    struct fdent *e = fd_entry(io, fd);
+    size_t n = 0;
+    int r;
+
+    if (!e)
+        return ENOMEM;
+    if (!e->registered) {
+        if ((r = fd_arm(io, fd, e)))
+            return r;
+        /* The caller just found these directions not ready; an event that
+         * came since is queued by the ADD and wakes the wait. */
+        for (int d = 0; d < 2; d++)
+            if (mask & (1u << d))
+                e->ready[d] = 0;
+    }
+    coro__wait_init(&wait, coro__self());
+    for (int d = 0; d < 2; d++) {
+        if (!(mask & (1u << d)))
+            continue;
+        w[n] = (struct coro__waiter){ .wait = &wait, .index = (size_t)d };
+        if (!coro__waitq_first(&e->q[d]) && !coro__waitq_first(&e->q[!d]))
+            e->since = coro_now();
+        coro__waitq_push(&e->q[d], &w[n]);
+        n++;
+    }
+    wait.w = w;
+    wait.n = n;
+    io->waiting++;
+    r = coro__wait_block(&wait, deadline, CORO__WAIT_PLAIN, what);
+    io->waiting--;
+    return r;
+}
+
+/* After a call that moved data: if fd may still be ready in dir and
+ * others wait for it, the next one gets its turn. */
+static void pass_on(struct coro__io *io, int fd, int dir)
+{
+    struct fdent *e = fd_known(io, fd);
+
+    if (e && e->ready[dir] && coro__waitq_first(&e->q[dir]))
+        wake_first(e, dir);
+}
+
+static void clear_ready(struct coro__io *io, int fd, int dir)
+{
+    struct fdent *e = fd_known(io, fd);
+
+    if (e)
+        e->ready[dir] = 0;
+}
+
+/* Whether the call on fd would only say EAGAIN: registered, and no event
+ * since the last EAGAIN or short transfer. */
+static int known_empty(struct coro__io *io, int fd, int dir)
+{
+    struct fdent *e = fd_known(io, fd);
+
+    return e && e->registered && !e->ready[dir];
+}
+
+/* ------------------------------------------------------------- reactor */
+
+static void handle(struct coro__io *io, const struct epoll_event *ev)
+{
+    int fd = (int)(uint32_t)ev->data.u64;
+    uint32_t gen = (uint32_t)(ev->data.u64 >> 32);
+
+    if (gen == 0) {
+        if (fd == io->bellfd)
+            coro__offload_drain(io);
+        else if (fd == io->sigfd)
+            coro__signal_drain(io);
+        return;
+    }
+    struct fdent *e = fd_known(io, fd);
+    if (!e || !e->registered || e->gen != gen)
+        return; /* an fd forgotten since: stale */
+    uint32_t x = ev->events;
+    e->since = coro_now();
+    if (x & (EPOLLERR | EPOLLHUP)) {
+        e->ready[DIR_IN] = e->ready[DIR_OUT] = 1;
+        wake_all(e, 0); /* each finds the error or EOF itself */
+        return;
+    }
+    if (x & (EPOLLIN | EPOLLRDHUP)) {
+        e->ready[DIR_IN] = 1;
+        wake_first(e, DIR_IN);
+    }
+    if (x & EPOLLOUT) {
+        e->ready[DIR_OUT] = 1;
+        wake_first(e, DIR_OUT);
+    }
+}
+
+/* Waiters that have had no event for a while: their fd number may have
+ * been closed with close(2) and reused, so that epoll watches nothing for
+ * it; check each such number once (EPOLL_CTL_MOD) and wake its waiters if
+ * it changed.  Runs when the reactor would sleep, at most once a second. */
+static void recheck(struct coro__io *io, int64_t now)
+{
+    if (now - io->rechecked < RECHECK_NS)
+        return;
+    io->rechecked = now;
+    for (size_t fd = 0; fd < io->nchunks * FDS_CHUNK; fd++) {
+        struct fdent *e = io->chunks[fd / FDS_CHUNK];
+        if (!e) {
+            fd += FDS_CHUNK - 1;
+            continue;
+        }
+        e += fd % FDS_CHUNK;
+        if (!e->registered || now - e->since < RECHECK_NS ||
+            (!coro__waitq_first(&e->q[DIR_IN]) && !coro__waitq_first(&e->q[DIR_OUT])))
+            continue;
+        e->since = now;
+        uint32_t gen = e->gen;
+        int r = fd_arm(io, (int)fd, e);
+        if (r)
+            wake_all(e, r);          /* EBADF: closed for good */
+        else if (e->gen != gen)
+            wake_all(e, 0);          /* a new file: retry the calls */
+    }
+}
+
+void coro__io_poll(struct coro__sched *s, int64_t deadline)
+{
+    struct coro__io *io = io_of(s);
+    struct epoll_event evs[EVENTS_MAX];
+    struct timespec ts, *tsp = NULL;
+    int64_t now = coro_now();
+
+    if (deadline >= 0) {
+        int64_t d = deadline > now ? deadline - now : 0;
+        if (d && io->waiting) {
+            recheck(io, now);
+            if (s->head)
+                d = 0; /* the recheck woke someone */
+            else if (d > RECHECK_NS)
+                d = RECHECK_NS; /* back for the next recheck */
+        }
+        ts.tv_sec = (time_t)(d / 1000000000);
+        ts.tv_nsec = (long)(d % 1000000000);
+        tsp = &ts;
+    } else if (io->waiting) {
+        recheck(io, now);
+        if (s->head) {
+            ts = (struct timespec){0, 0};
+            tsp = &ts;
+        } else if (io->waiting) {
+            /* Come back for the next recheck. */
+            ts = (struct timespec){RECHECK_NS / 1000000000, 0};
+            tsp = &ts;
+        }
+    }
+    int n = epoll_pwait2(io->epfd, evs, EVENTS_MAX, tsp, NULL);
+    for (int i = 0; i < n; i++)
+        handle(io, &evs[i]);
+}
+
+int coro__io_alive(const struct coro__sched *s)
+{
+    const struct coro__io *io = s->io;
+
+    return io->waiting || io->offloads;
+}
+
+void coro__io_free(struct coro__sched *s)
+{
+    struct coro__io *io = io_of(s);
+
+    coro__offload_detach(io);
+    close(io->epfd);
+    if (io->sigfd >= 0)
+        close(io->sigfd);
+    for (size_t c = 0; c < io->nchunks; c++)
+        free(io->chunks[c]);
+    free(io->chunks);
+    free(io);
+    s->io = NULL;
+}
+
+/* Registers an fd the reactor did not make (the doorbell, the signalfd)
+ * level-triggered with data (fd, generation 0). */
+int coro__io_watch(struct coro__io *io, int fd)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = fd_data(fd, 0) };
+
+    return epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) ? errno : 0;
+}
+
+/* --------------------------------------------------------------- calls */
+
+/* The common start of every call: the caller's reactor, or an error. */
+static struct coro__io *io_begin(int fd, int64_t deadline, int *err)
+{
+    if (fd < 0 || deadline < -1) {
+        *err = fd < 0 ? EBADF : EINVAL;
+        return NULL;
+    }
+    if ((*err = coro__sched_check()))
+        return NULL;
+    return coro__io_here(err);
+}
+
+enum op_kind { OP_READ, OP_WRITE, OP_READV, OP_WRITEV, OP_RECV, OP_SEND, OP_RECVMSG, OP_SENDMSG };
+
+struct op {
+    enum op_kind kind;
+    int fd;
+    int flags;
+    void *buf;                  /* read, write, recv, send */
+    size_t len;
+    const struct iovec *iov;    /* readv, writev */
+    int iovcnt;
+    struct msghdr *msg;         /* recvmsg, sendmsg */
+};
+
+static ssize_t op_do(const struct op *o)
+{
+    switch (o->kind) {
+    case OP_READ: return read(o->fd, o->buf, o->len);
+    case OP_WRITE: return write(o->fd, o->buf, o->len);
+    case OP_READV: return readv(o->fd, o->iov, o->iovcnt);
+    case OP_WRITEV: return writev(o->fd, o->iov, o->iovcnt);
+    case OP_RECV: return recv(o->fd, o->buf, o->len, o->flags);
+    case OP_SEND: return send(o->fd, o->buf, o->len, o->flags);
+    case OP_RECVMSG: return recvmsg(o->fd, o->msg, o->flags);
+    case OP_SENDMSG: return sendmsg(o->fd, o->msg, o->flags);
+    }
+    return -1;
+}
+
+/* One system call that moves at least one byte (or reports EOF), parking
+ * while it would say EAGAIN.  *got: what it returned.  A transfer shorter
+ * than asked (want, 0 when unknown) means the fd is drained: the next call
+ * parks without trying. */
+static int op_once(struct coro__io *io, const struct op *o, int dir, size_t want,
+                   size_t *got, int64_t deadline, const char *what)
+{
+    *got = 0;
+    for (;;) {
+        if (!known_empty(io, o->fd, dir)) {
+            ssize_t r = op_do(o);
+            if (r >= 0) {
+                *got = (size_t)r;
+                if (want && (size_t)r < want && r > 0)
+                    clear_ready(io, o->fd, dir);
+                pass_on(io, o->fd, dir);
+                return 0;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return errno;
+            struct fdent *e = fd_known(io, o->fd);
+            /* Registered, and an event said ready or none came for a
+             * while: make sure the number still names the registered file
+             * (it may have been closed with close(2) and reused, the events
+             * being the old file's).  Rare in steady state: after a short
+             * transfer the next call parks without trying. */
+            if (e && e->registered &&
+                (e->ready[dir] || coro_now() - e->since >= RECHECK_NS)) {
+                int err = fd_arm(io, o->fd, e);
+                if (err)
+                    return err;
+            }
+            clear_ready(io, o->fd, dir);
+        }
+        int err = fd_park(io, o->fd, 1u << dir, deadline, what);
+        if (err)
+            return err;
+    }
+}
+
+static size_t iov_len(const struct iovec *iov, int n)
+{
+    size_t t = 0;
+
+    for (int i = 0; i < n; i++)
+        t += iov[i].iov_len;
+    return t;
+}
+
+/* Runs o once (reads) and stores the count; the errno-keeping wrapper of
+ * every public call. */
+static int run_once(struct op *o, int dir, size_t want, size_t *n, int64_t deadline,
+                    const char *what)
+{
+    int saved = errno, err;
+    size_t got = 0;
+    struct coro__io *io = io_begin(o->fd, deadline, &err);
+
+    if (io)
+        err = op_once(io, o, dir, want, &got, deadline, what);
+    *n = got;
+    errno = saved;
+    return err;
+}
+
+int coro_read(int fd, void *buf, size_t len, size_t *n, int64_t deadline)
+{
+    struct op o = { .kind = OP_READ, .fd = fd, .buf = buf, .len = len };
+
+    if (!n || (!buf && len))
+        return EINVAL;
+    return run_once(&o, DIR_IN, len, n, deadline, "coro_read");
+}
+
+int coro_recv(int fd, void *buf, size_t len, int flags, size_t *n, int64_t deadline)
+{
+    struct op o = { .kind = OP_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags };
+
+    if (!n || (!buf && len))
+        return EINVAL;
+    return run_once(&o, DIR_IN, (flags & MSG_PEEK) ? 0 : len, n, deadline, "coro_recv");
+}
+
+int coro_readv(int fd, const struct iovec *iov, int iovcnt, size_t *n, int64_t deadline)
+{
+    struct op o = { .kind = OP_READV, .fd = fd, .iov = iov, .iovcnt = iovcnt };
+
+    if (!n || iovcnt < 0 || (!iov && iovcnt))
+        return EINVAL;
+    return run_once(&o, DIR_IN, iov_len(iov, iovcnt), n, deadline, "coro_readv");
+}
+
+int coro_recvmsg(int fd, struct msghdr *msg, int flags, size_t *n, int64_t deadline)
+{
+    struct op o = { .kind = OP_RECVMSG, .fd = fd, .msg = msg, .flags = flags };
+
+    if (!n || !msg)
+        return EINVAL;
+    return run_once(&o, DIR_IN, 0, n, deadline, "coro_recvmsg");
+}
+
+int coro_sendmsg(int fd, const struct msghdr *msg, int flags, size_t *n, int64_t deadline)
+{
+    struct op o = { .kind = OP_SENDMSG, .fd = fd, .msg = (struct msghdr *)msg,
+                    .flags = flags };
+
+    if (!n || !msg)
+        return EINVAL;
+    return run_once(&o, DIR_OUT, 0, n, deadline, "coro_sendmsg");
+}
+
+/* Writes every byte of buf (write or send), parking while the fd is full. */
+static int write_all(struct op *o, size_t *n, int64_t deadline, const char *what)
+{
+    int saved = errno, err;
+    size_t done = 0;
+    struct coro__io *io = io_begin(o->fd, deadline, &err);
+    const char *p = o->buf;
+    size_t len = o->len;
+
+    if (io) {
+        do {
+            size_t got;
+            o->buf = (void *)(p + done);
+            o->len = len - done;
+            err = op_once(io, o, DIR_OUT, len - done, &got, deadline, what);
+            done += got;
+        } while (!err && done < len);
+    }
+    *n = done;
+    errno = saved;
+    return err;
+}
+
+int coro_write(int fd, const void *buf, size_t len, size_t *n, int64_t deadline)
+{
+    struct op o = { .kind = OP_WRITE, .fd = fd, .buf = (void *)buf, .len = len };
+
+    if (!n || (!buf && len))
+        return EINVAL;
+    return write_all(&o, n, deadline, "coro_write");
+}
+
+int coro_send(int fd, const void *buf, size_t len, int flags, size_t *n, int64_t deadline)
+{
+    struct op o = { .kind = OP_SEND, .fd = fd, .buf = (void *)buf, .len = len,
+                    .flags = flags };
+
+    if (!n || (!buf && len))
+        return EINVAL;
+    return write_all(&o, n, deadline, "coro_send");
+}
+
+int coro_writev(int fd, const struct iovec *iov, int iovcnt, size_t *n, int64_t deadline)
+{
+    int saved = errno, err;
+    size_t done = 0;
+
+    if (!n || iovcnt < 0 || (!iov && iovcnt) || iovcnt > IOV_MAX)
+        return EINVAL;
+    struct coro__io *io = io_begin(fd, deadline, &err);
+    size_t total = iov_len(iov, iovcnt);
+    if (io) {
+        struct iovec v[64];
+        int i = 0;
+        size_t off = 0; /* into iov[i] */
+        while (!err && done < total) {
+            int k = 0;
+            for (int j = i; j < iovcnt && k < (int)(sizeof v / sizeof v[0]); j++, k++) {
+                size_t skip = j == i ? off : 0;
+                v[k] = (struct iovec){ (char *)iov[j].iov_base + skip, iov[j].iov_len - skip };
+            }
+            struct op o = { .kind = OP_WRITEV, .fd = fd, .iov = v, .iovcnt = k };
+            size_t got;
+            err = op_once(io, &o, DIR_OUT, iov_len(v, k), &got, deadline, "coro_writev");
+            done += got;
+            off += got;
+            while (i < iovcnt && off >= iov[i].iov_len && (iov[i].iov_len || off)) {
+                off -= iov[i].iov_len;
+                i++;
+            }
+            while (i < iovcnt && !iov[i].iov_len)
+                i++;
+        }
+    }
+    *n = done;
+    errno = saved;
+    return err;
+}
+
+/* A new fd the reactor may have a stale entry for (its number was closed
+ * with close(2)): forget it. */
+static void fd_fresh(struct coro__io *io, int fd)
+{
+    struct fdent *e = fd_known(io, fd);
+
+    if (e && e->registered) {
+        e->registered = 0;
+        e->ready[DIR_IN] = e->ready[DIR_OUT] = 0;
+    }
+}
+
+int coro_accept(int lfd, int *fd, struct sockaddr *addr, socklen_t *addrlen,
+                int64_t deadline)
+{
+    int saved = errno, err;
+
+    if (!fd)
+        return EINVAL;
+    struct coro__io *io = io_begin(lfd, deadline, &err);
+    while (io) {
+        if (!known_empty(io, lfd, DIR_IN)) {
+            int c = accept4(lfd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (c >= 0) {
+                fd_fresh(io, c);
+                pass_on(io, lfd, DIR_IN);
+                *fd = c;
+                err = 0;
+                break;
+            }
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                err = errno;
+                break;
+            }
+            clear_ready(io, lfd, DIR_IN);
+        }
+        if ((err = fd_park(io, lfd, 1u << DIR_IN, deadline, "coro_accept")))
+            break;
+    }
+    errno = saved;
+    return err;
+}
+
+int coro_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t deadline)
+{
+    int saved = errno, err;
+    struct coro__io *io = io_begin(fd, deadline, &err);
+
+    if (io) {
+        if (connect(fd, addr, addrlen) == 0) {
+            err = 0;
+        } else if (errno != EINPROGRESS && errno != EINTR) {
+            err = errno;
+        } else {
+            fd_fresh(io, fd);
+            for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLOUT };
+                if (poll(&p, 1, 0) == 1)
+                    break;
+                clear_ready(io, fd, DIR_OUT);
+                if ((err = fd_park(io, fd, 1u << DIR_OUT, deadline, "coro_connect")))
+                    goto out;
+            }
+            socklen_t len = sizeof err;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+                err = errno;
+        }
+    }
+out:
+    errno = saved;
+    return err;
+}
+
+/* The CORO_IN / CORO_OUT bits poll(2) reports for fd now; -1 when fd is
+ * not open. */
+static int fd_state(int fd, unsigned events)
+{
+    struct pollfd p = { .fd = fd };
+
+    if (events & CORO_IN)
+        p.events |= POLLIN;
+    if (events & CORO_OUT)
+        p.events |= POLLOUT;
+    while (poll(&p, 1, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (p.revents & POLLNVAL)
+        return -1;
+    unsigned r = 0;
+    if (p.revents & (POLLERR | POLLHUP))
+        r = CORO_IN | CORO_OUT;
+    if (p.revents & POLLIN)
+        r |= CORO_IN;
+    if (p.revents & POLLOUT)
+        r |= CORO_OUT;
+    return (int)(r & (events | (p.revents & (POLLERR | POLLHUP) ? CORO_IN | CORO_OUT : 0)));
+}
+
+int coro_wait_fd(int fd, unsigned events, unsigned *revents, int64_t deadline)
+{
+    int saved = errno, err;
+
+    if (!events || (events & ~(unsigned)(CORO_IN | CORO_OUT)))
+        return EINVAL;
+    struct coro__io *io = io_begin(fd, deadline, &err);
+    while (io) {
+        int r = fd_state(fd, events);
+        if (r < 0) {
+            err = EBADF;
+            break;
+        }
+        if (r) {
+            if (revents)
+                *revents = (unsigned)r;
+            err = 0;
+            break;
+        }
+        unsigned mask = 0;
+        if (events & CORO_IN) {
+            clear_ready(io, fd, DIR_IN);
+            mask |= 1u << DIR_IN;
+        }
+        if (events & CORO_OUT) {
+            clear_ready(io, fd, DIR_OUT);
+            mask |= 1u << DIR_OUT;
+        }
+        err = fd_park(io, fd, mask, deadline, "coro_wait_fd");
+        if (err == EPERM) { /* a regular file: always ready */
+            if (revents)
+                *revents = events;
+            err = 0;
+            break;
+        }
+        if (err)
+            break;
+    }
+    errno = saved;
+    return err;
+}
+
+int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline)
+{
+    int saved = errno, err = 0;
+
+    if (!fds && nfds)
+        return EINVAL;
+    if (deadline < -1)
+        return EINVAL;
+    if ((err = coro__sched_check()))
+        return err;
+    struct coro__io *io = coro__io_here(&err);
+    struct coro__waiter *w = NULL;
+    if (io && nfds && !(w = malloc(2 * nfds * sizeof *w)))
+        err = ENOMEM;
+    while (io && !err) {
+        int r = poll(fds, nfds, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            err = errno;
+            break;
+        }
+        if (r > 0) {
+            if (nready)
+                *nready = r;
+            break;
+        }
+        /* Nothing ready: wait on every fd at once. */
+        struct coro__wait wait;
+        size_t n = 0;
+        coro__wait_init(&wait, coro__self());
+        for (nfds_t i = 0; i < nfds && !err; i++) {
+            if (fds[i].fd < 0)
+                continue;
+            struct fdent *e = fd_entry(io, fds[i].fd);
+            if (!e) {
+                err = ENOMEM;
+                break;
+            }
+            if (!e->registered && (err = fd_arm(io, fds[i].fd, e)))
+                break;
+            for (int d = 0; d < 2; d++) {
+                short want = d == DIR_IN ? (POLLIN | POLLPRI | POLLRDHUP) : POLLOUT;
+                if (!(fds[i].events & want))
+                    continue;
+                e->ready[d] = 0;
+                w[n] = (struct coro__waiter){ .wait = &wait };
+                if (!coro__waitq_first(&e->q[d]))
+                    e->since = coro_now();
+                coro__waitq_push(&e->q[d], &w[n]);
+                n++;
+            }
+        }
+        wait.w = w;
+        wait.n = n;
+        if (err) {
+            for (size_t i = 0; i < n; i++)
+                coro__waitq_unlink(&w[i]);
+            break;
+        }
+        io->waiting++;
+        err = coro__wait_block(&wait, deadline, CORO__WAIT_PLAIN, "coro_poll");
+        io->waiting--;
+    }
+    if (!err && !nfds && nready)
+        *nready = 0;
+    if (!io && !err)
+        err = EPERM;
+    free(w);
+    errno = saved;
+    return err;
+}
+
+int coro_fd_close(int fd)
+{
+    int saved = errno, err = 0;
+    struct coro__sched *s = coro__sched_current();
+    struct coro__io *io = s ? s->io : NULL;
+    struct fdent *e = fd_known(io, fd);
+
+    if (fd < 0)
+        return EBADF;
+    if (e) {
+        wake_all(e, EBADF);
+        if (e->registered)
+            (void)epoll_ctl(io->epfd, EPOLL_CTL_DEL, fd, NULL);
+        e->registered = 0;
+        e->ready[DIR_IN] = e->ready[DIR_OUT] = 0;
+        e->gen++;
+    }
+    /* Linux frees the fd even when close says EINTR: never retry. */
+    if (close(fd) != 0 && errno != EINTR)
+        err = errno;
+    errno = saved;
+    return err;
+}
+
+/* ------------------------------------------------------------------ tcp */
+
+int coro_tcp_listen(const char *host, const char *port, int backlog, int *fd)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE }, *res, *a;
+    int saved = errno, err = 0, one = 1;
+
+    if (!port || !fd)
+        return EINVAL;
+    int g = getaddrinfo(host, port, &hints, &res);
+    if (g) {
+        err = g == EAI_SYSTEM ? errno : (g > 0 ? -g : g);
+        errno = saved;
+        return err;
+    }
+    err = EADDRNOTAVAIL;
+    for (a = res; a; a = a->ai_next) {
+        int s = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                       a->ai_protocol);
+        if (s < 0) {
+            err = errno;
+            continue;
+        }
+        if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+            bind(s, a->ai_addr, a->ai_addrlen) == 0 &&
+            listen(s, backlog < 0 ? SOMAXCONN : backlog) == 0) {
+            struct coro__sched *sc = coro__sched_current();
+            if (sc && sc->io)
+                fd_fresh(sc->io, s);
+            *fd = s;
+            err = 0;
+            break;
+        }
+        err = errno;
+        close(s);
+    }
+    freeaddrinfo(res);
+    errno = saved;
+    return err;
+}
+
+int coro_tcp_dial(const char *host, const char *port, int *fd, int64_t deadline)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
+    int saved = errno, err;
+
+    if (!host || !port || !fd)
+        return EINVAL;
+    if ((err = coro_getaddrinfo(host, port, &hints, &res, deadline)))
+        return err;
+    err = EADDRNOTAVAIL;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        int s = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                       a->ai_protocol);
+        if (s < 0) {
+            err = errno;
+            continue;
+        }
+        err = coro_connect(s, a->ai_addr, a->ai_addrlen, deadline);
+        if (!err) {
+            *fd = s;
+            break;
+        }
+        coro_fd_close(s);
+        if (err == ETIMEDOUT || err == ECANCELED || err == EPERM)
+            break;
+    }
+    freeaddrinfo(res);
+    errno = saved;
+    return err;
+}
+
+/* -------------------------------------------------------------- signals */
+
+/* What a coroutine in coro_signal_wait waits for; its waiter's elem. */
+struct sigwant {
+    const sigset_t *set;
+    int signo;
+};
+
+/* Gives signo to the first waiter that wants it; 0 if nobody does. */
+static int give_signal(struct coro__io *io, int signo)
+{
+    for (struct coro__waiter *w = io->sigq.head; w; w = w->next) {
+        struct sigwant *want = w->elem;
+        if (!sigismember(want->set, signo) || !coro__wait_claim(w->wait))
+            continue;
+        want->signo = signo;
+        coro__waitq_unlink(w);
+        coro__wake(w, 0);
+        return 1;
+    }
+    return 0;
+}
+
+void coro__signal_drain(struct coro__io *io)
+{
+    struct signalfd_siginfo si[16];
+    ssize_t r;
+
+    while ((r = read(io->sigfd, si, sizeof si)) > 0)
+        for (size_t i = 0; i < (size_t)r / sizeof si[0]; i++)
+            if (!give_signal(io, (int)si[i].ssi_signo))
+                sigaddset(&io->sigpending, (int)si[i].ssi_signo);
+}
+
+/* A signal of set already read from the signalfd, or 0. */
+static int take_pending(struct coro__io *io, const sigset_t *set)
+{
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(set, sig) == 1 && sigismember(&io->sigpending, sig) == 1) {
+            sigdelset(&io->sigpending, sig);
+            return sig;
+        }
+    return 0;
+}
+
+/* Makes the signalfd watch set too (one signalfd per scheduler, for the
+ * union of what its coroutines wait for). */
+static int sig_watch(struct coro__io *io, const sigset_t *set)
+{
+    sigset_t all = io->sigmask;
+    int added = io->sigfd < 0;
+
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(set, sig) == 1 && sigismember(&all, sig) != 1) {
+            sigaddset(&all, sig);
+            added = 1;
+        }
+    if (!added)
+        return 0;
+    int fd = signalfd(io->sigfd, &all, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    if (io->sigfd < 0) {
+        int err = coro__io_watch(io, fd);
+        if (err) {
+            close(fd);
+            return err;
+        }
+        io->sigfd = fd;
+        sigemptyset(&io->sigpending);
+    }
+    io->sigmask = all;
+    return 0;
+}
+
+int coro_signal_wait(const sigset_t *set, int *signo, int64_t deadline)
+{
+    int saved = errno, err, sig = 0;
+
+    if (!set || deadline < -1)
+        return EINVAL;
+    for (int k = 1; k < NSIG && !sig; k++)
+        if (k != SIGKILL && k != SIGSTOP && sigismember(set, k) == 1)
+            sig = k;
+    if (!sig)
+        return EINVAL;
+    if ((err = coro__sched_check()))
+        return err;
+    struct coro__io *io = coro__io_here(&err);
+    if (io && !(err = sig_watch(io, set))) {
+        coro__signal_drain(io); /* anything that came already */
+        sig = take_pending(io, set);
+        if (!sig) {
+            struct sigwant want = { .set = set };
+            struct coro__waiter w = { .elem = &want };
+            struct coro__wait wait;
+            coro__wait_init(&wait, coro__self());
+            wait.w = &w;
+            wait.n = 1;
+            w.wait = &wait;
+            coro__waitq_push(&io->sigq, &w);
+            io->waiting++;
+            err = coro__wait_block(&wait, deadline, CORO__WAIT_PLAIN, "coro_signal_wait");
+            io->waiting--;
+            sig = want.signo;
+        }
+        if (!err && signo)
+            *signo = sig;
+    }
+    errno = saved;
+    return err;
+}

@@ -1,0 +1,745 @@
+/* Check suite for the io layer: the reactor and the calls that park on
+ * it, on real sockets over loopback (127.0.0.1) and socketpairs; the
+ * offload pool, getaddrinfo and signals. */
+#define _GNU_SOURCE
+#include <coro.h>
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define MS 1000000LL
+
+static int64_t in_ms(int64_t ms)
+{
+    return coro_now() + ms * MS;
+}
+
+static void spawn(coro_fn fn, void *arg)
+{
+    ck_assert_int_eq(coro_spawn(NULL, fn, arg, NULL), 0);
+}
+
+static void run(void)
+{
+    ck_assert_int_eq(coro_run(), 0);
+}
+
+/* A non-blocking, close-on-exec socketpair. */
+static void pair(int sv[2])
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+/* A listener on 127.0.0.1 with a port of the kernel's choice; *port gets
+ * it as a string. */
+static int listener(char port[16], int backlog)
+{
+    int fd;
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+
+    ck_assert_int_eq(coro_tcp_listen("127.0.0.1", "0", backlog, &fd), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    snprintf(port, 16, "%u", ntohs(a.sin_port));
+    return fd;
+}
+
+static int result[8];
+
+/* ---------------------------------------------------------------- basic */
+
+static char port_s[16];
+static int lfd;
+
+static void *echo_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[256];
+    size_t n, m;
+
+    while (coro_read(fd, buf, sizeof buf, &n, -1) == 0 && n > 0)
+        ck_assert_int_eq(coro_write(fd, buf, n, &m, -1), 0);
+    ck_assert_int_eq(coro_fd_close(fd), 0);
+    return NULL;
+}
+
+static void *echo_server(void *arg)
+{
+    long conns = (long)arg;
+
+    for (long i = 0; i < conns; i++) {
+        int c;
+        ck_assert_int_eq(coro_accept(lfd, &c, NULL, NULL, -1), 0);
+        ck_assert_int_ge(fcntl(c, F_GETFL) & O_NONBLOCK, 1);
+        ck_assert_int_eq(fcntl(c, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+        spawn(echo_conn, (void *)(intptr_t)c);
+    }
+    ck_assert_int_eq(coro_fd_close(lfd), 0);
+    return NULL;
+}
+
+static void *echo_client(void *arg)
+{
+    int fd;
+    char msg[64], back[64];
+    size_t n, got = 0;
+
+    ck_assert_int_eq(coro_tcp_dial("127.0.0.1", port_s, &fd, in_ms(5000)), 0);
+    int len = snprintf(msg, sizeof msg, "hello %ld", (long)arg);
+    ck_assert_int_eq(coro_write(fd, msg, (size_t)len, &n, -1), 0);
+    ck_assert_uint_eq(n, (size_t)len);
+    while (got < (size_t)len) {
+        ck_assert_int_eq(coro_read(fd, back + got, sizeof back - got, &n, in_ms(5000)), 0);
+        ck_assert_uint_gt(n, 0);
+        got += n;
+    }
+    ck_assert_int_eq(memcmp(msg, back, (size_t)len), 0);
+    ck_assert_int_eq(coro_fd_close(fd), 0);
+    return NULL;
+}
+
+START_TEST(tcp_echo)
+{
+    lfd = listener(port_s, 16);
+    spawn(echo_server, (void *)8L);
+    for (long i = 0; i < 8; i++)
+        spawn(echo_client, (void *)i);
+    run();
+}
+END_TEST
+
+/* Many connections at once: every client and its server side are alive
+ * together. */
+static long nconns;
+
+START_TEST(tcp_many_connections)
+{
+    struct rlimit rl;
+
+    nconns = (RUNNING_ON_VALGRIND || UNDER_TSAN) ? 200 : 10000;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rlim_t want = (rlim_t)(2 * nconns + 64);
+    if (rl.rlim_cur < want) {
+        struct rlimit more = { want, rl.rlim_max > want ? rl.rlim_max : want };
+        if (setrlimit(RLIMIT_NOFILE, &more) != 0) { /* not root: what we may */
+            more = (struct rlimit){ rl.rlim_max, rl.rlim_max };
+            ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &more), 0);
+            nconns = ((long)rl.rlim_max - 64) / 2;
+        }
+    }
+    ck_assert_int_ge(nconns, 200);
+    lfd = listener(port_s, 4096);
+    spawn(echo_server, (void *)nconns);
+    for (long i = 0; i < nconns; i++)
+        spawn(echo_client, (void *)i);
+    run();
+}
+END_TEST
+
+/* A full socket buffer: the writer parks part way and goes on as the
+ * reader drains it; every byte arrives once, in order. */
+#define BIG (4 << 20)
+
+static void *big_writer(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    unsigned char *buf = malloc(BIG);
+    size_t n;
+
+    for (size_t i = 0; i < BIG; i++)
+        buf[i] = (unsigned char)(i * 7 + 1);
+    ck_assert_int_eq(coro_write(fd, buf, BIG, &n, -1), 0);
+    ck_assert_uint_eq(n, BIG);
+    free(buf);
+    /* Half-close: the reader sees end of file. */
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    char c;
+    ck_assert_int_eq(coro_read(fd, &c, 1, &n, in_ms(5000)), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(coro_fd_close(fd), 0);
+    return NULL;
+}
+
+static void *slow_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    unsigned char buf[3000];
+    size_t total = 0, n;
+
+    for (;;) {
+        ck_assert_int_eq(coro_read(fd, buf, sizeof buf, &n, in_ms(10000)), 0);
+        if (!n)
+            break;
+        for (size_t i = 0; i < n; i++)
+            ck_assert_uint_eq(buf[i], (unsigned char)((total + i) * 7 + 1));
+        total += n;
+        if ((total / sizeof buf) % 64 == 0)
+            coro_yield(NULL, NULL);
+    }
+    ck_assert_uint_eq(total, BIG);
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    ck_assert_int_eq(coro_fd_close(fd), 0);
+    return NULL;
+}
+
+START_TEST(partial_writes_and_eof)
+{
+    int sv[2];
+
+    pair(sv);
+    spawn(big_writer, (void *)(intptr_t)sv[0]);
+    spawn(slow_reader, (void *)(intptr_t)sv[1]);
+    run();
+}
+END_TEST
+
+/* A peer that resets: the reader gets ECONNRESET. */
+static void *resets(void *arg)
+{
+    int c;
+    struct linger l = { 1, 0 };
+
+    (void)arg;
+    ck_assert_int_eq(coro_accept(lfd, &c, NULL, NULL, in_ms(5000)), 0);
+    ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l), 0);
+    coro_sleep(20 * MS); /* the client waits in its read */
+    ck_assert_int_eq(coro_fd_close(c), 0);
+    return NULL;
+}
+
+static void *reads_reset(void *arg)
+{
+    int fd;
+    char c;
+    size_t n;
+
+    (void)arg;
+    ck_assert_int_eq(coro_tcp_dial("127.0.0.1", port_s, &fd, in_ms(5000)), 0);
+    result[0] = coro_read(fd, &c, 1, &n, in_ms(5000));
+    result[1] = (int)n;
+    coro_fd_close(fd);
+    return NULL;
+}
+
+START_TEST(peer_reset)
+{
+    lfd = listener(port_s, 4);
+    spawn(resets, NULL);
+    spawn(reads_reset, NULL);
+    run();
+    ck_assert_int_eq(result[0], ECONNRESET);
+    ck_assert_int_eq(result[1], 0);
+    coro_fd_close(lfd);
+}
+END_TEST
+
+/* ------------------------------------------------------------- connect */
+
+static void *dials_closed_port(void *arg)
+{
+    int fd = -1;
+
+    (void)arg;
+    result[0] = coro_tcp_dial("127.0.0.1", port_s, &fd, in_ms(5000));
+    return NULL;
+}
+
+START_TEST(connect_refused)
+{
+    int l = listener(port_s, 1);
+
+    close(l); /* nobody listens on that port now */
+    spawn(dials_closed_port, NULL);
+    run();
+    ck_assert_int_eq(result[0], ECONNREFUSED);
+}
+END_TEST
+
+/* A listener that never accepts, its queue full: a new SYN is dropped,
+ * so the connect can only time out. */
+static void *dials_full_listener(void *arg)
+{
+    int fd;
+
+    (void)arg;
+    int64_t t0 = coro_now();
+    result[0] = coro_tcp_dial("127.0.0.1", port_s, &fd, in_ms(300));
+    result[1] = (int)((coro_now() - t0) / MS);
+    return NULL;
+}
+
+START_TEST(connect_times_out)
+{
+    int fds[8], n = 0;
+
+    lfd = listener(port_s, 0);
+    /* Fill the accept queue (backlog 0 still holds one or two). */
+    for (; n < 8; n++) {
+        fds[n] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port_s)),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        connect(fds[n], (struct sockaddr *)&a, sizeof a);
+    }
+    usleep(100000);
+    spawn(dials_full_listener, NULL);
+    run();
+    ck_assert_int_eq(result[0], ETIMEDOUT);
+    ck_assert_int_ge(result[1], 250);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    close(lfd);
+}
+END_TEST
+
+/* -------------------------------------------- deadlines, cancel, close */
+
+static coro_t *victim;
+
+static void *reads_forever(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char c;
+    size_t n = 99;
+
+    result[0] = coro_read(fd, &c, 1, &n, -1);
+    result[1] = (int)n;
+    return NULL;
+}
+
+static void *cancels_reader(void *arg)
+{
+    int sv[2];
+
+    (void)arg;
+    pair(sv);
+    ck_assert_int_eq(coro_spawn(&victim, reads_forever, (void *)(intptr_t)sv[0], NULL), 0);
+    coro_yield(NULL, NULL);
+    ck_assert_int_eq(coro_cancel(victim), 0);
+    ck_assert_int_eq(coro_join(victim, NULL, -1), 0);
+    ck_assert_int_eq(result[0], ECANCELED);
+    ck_assert_int_eq(result[1], 0);
+    /* Close while waiting: EBADF. */
+    ck_assert_int_eq(coro_spawn(&victim, reads_forever, (void *)(intptr_t)sv[0], NULL), 0);
+    coro_yield(NULL, NULL);
+    ck_assert_int_eq(coro_fd_close(sv[0]), 0);
+    ck_assert_int_eq(coro_join(victim, NULL, -1), 0);
+    ck_assert_int_eq(result[0], EBADF);
+    coro_fd_close(sv[1]);
+    return NULL;
+}
+
+START_TEST(cancel_and_close_while_waiting)
+{
+    spawn(cancels_reader, NULL);
+    run();
+}
+END_TEST
+
+/* Every call with a deadline: passed (a try) and near (it parks). */
+static void *every_call_times_out(void *arg)
+{
+    int sv[2], c;
+    char buf[16];
+    size_t n;
+    struct iovec iov = { buf, sizeof buf };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    struct pollfd p;
+    unsigned rev;
+
+    (void)arg;
+    pair(sv);
+    int l = listener(port_s, 4);
+    for (int k = 0; k < 2; k++) {
+        int64_t d = k ? in_ms(20) : 0;
+        ck_assert_int_eq(coro_read(sv[0], buf, sizeof buf, &n, d), ETIMEDOUT);
+        d = k ? in_ms(20) : 0;
+        ck_assert_int_eq(coro_readv(sv[0], &iov, 1, &n, d), ETIMEDOUT);
+        d = k ? in_ms(20) : 0;
+        ck_assert_int_eq(coro_recv(sv[0], buf, sizeof buf, 0, &n, d), ETIMEDOUT);
+        d = k ? in_ms(20) : 0;
+        ck_assert_int_eq(coro_recvmsg(sv[0], &msg, 0, &n, d), ETIMEDOUT);
+        d = k ? in_ms(20) : 0;
+        ck_assert_int_eq(coro_accept(l, &c, NULL, NULL, d), ETIMEDOUT);
+        d = k ? in_ms(20) : 0;
+        ck_assert_int_eq(coro_wait_fd(sv[0], CORO_IN, &rev, d), ETIMEDOUT);
+        p = (struct pollfd){ .fd = sv[0], .events = POLLIN };
+        d = k ? in_ms(20) : 0;
+        ck_assert_int_eq(coro_poll(&p, 1, NULL, d), ETIMEDOUT);
+    }
+    /* Writes: fill the buffer, then one more byte cannot go. */
+    static char chunk[65536];
+    for (;;) {
+        int r = coro_write(sv[0], chunk, sizeof chunk, &n, 0);
+        if (r == ETIMEDOUT)
+            break;
+        ck_assert_int_eq(r, 0);
+    }
+    ck_assert_int_eq(coro_write(sv[0], chunk, 1, &n, in_ms(20)), ETIMEDOUT);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(coro_send(sv[0], chunk, 1, MSG_NOSIGNAL, &n, in_ms(20)), ETIMEDOUT);
+    iov = (struct iovec){ chunk, 1 };
+    ck_assert_int_eq(coro_writev(sv[0], &iov, 1, &n, in_ms(20)), ETIMEDOUT);
+    ck_assert_int_eq(coro_sendmsg(sv[0], &msg, 0, &n, in_ms(20)), ETIMEDOUT);
+    ck_assert_int_eq(coro_wait_fd(sv[1], CORO_IN | CORO_OUT, &rev, -1), 0);
+    ck_assert_uint_eq(rev & CORO_IN, CORO_IN);
+    coro_fd_close(sv[0]);
+    coro_fd_close(sv[1]);
+    coro_fd_close(l);
+    return NULL;
+}
+
+START_TEST(deadlines_on_every_call)
+{
+    spawn(every_call_times_out, NULL);
+    run();
+}
+END_TEST
+
+/* A plain close(2) of a registered fd, then a new fd with its number:
+ * the new one works (no hang), and events of the old are not taken for
+ * the new one's. */
+static void *reuses_numbers(void *arg)
+{
+    int a[2], b[2];
+    char c = 'x';
+    size_t n;
+
+    (void)arg;
+    pair(a);
+    ck_assert_int_eq(coro_read(a[0], &c, 1, &n, in_ms(5)), ETIMEDOUT); /* registered */
+    int old = a[0], dup_old = dup(a[0]);   /* the old file stays open */
+    close(a[0]);
+    pair(b);
+    int fresh = b[0] == old ? b[0] : b[1];
+    ck_assert_int_eq(fresh, old);          /* the number came back */
+    int other = fresh == b[0] ? b[1] : b[0];
+    /* An event of the old file (still open through dup_old) does not make
+     * the new one's read return. */
+    ck_assert_int_eq(write(a[1], "o", 1), 1);
+    ck_assert_int_eq(coro_read(fresh, &c, 1, &n, in_ms(50)), ETIMEDOUT);
+    /* The new file's data is seen, within the deadline. */
+    ck_assert_int_eq(write(other, "n", 1), 1);
+    ck_assert_int_eq(coro_read(fresh, &c, 1, &n, in_ms(3000)), 0);
+    ck_assert_int_eq(c, 'n');
+    /* A waiter parked before the new file's data comes is woken too. */
+    result[0] = -1;
+    ck_assert_int_eq(coro_spawn(&victim, reads_forever, (void *)(intptr_t)fresh, NULL), 0);
+    coro_sleep(10 * MS);
+    ck_assert_int_eq(write(other, "m", 1), 1);
+    ck_assert_int_eq(coro_join(victim, NULL, in_ms(3000)), 0);
+    ck_assert_int_eq(result[0], 0);
+    close(dup_old);
+    close(a[1]);
+    coro_fd_close(fresh);
+    close(other);
+    return NULL;
+}
+
+START_TEST(fd_number_reuse)
+{
+    spawn(reuses_numbers, NULL);
+    run();
+}
+END_TEST
+
+/* Several acceptors on one listener: each connection goes to one of them,
+ * first come first served. */
+static int accepted[4];
+
+static void *acceptor(void *arg)
+{
+    int c;
+
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(coro_accept(lfd, &c, NULL, NULL, in_ms(5000)), 0);
+        accepted[(intptr_t)arg]++;
+        coro_fd_close(c);
+    }
+    return NULL;
+}
+
+static void *dialer(void *arg)
+{
+    int fd;
+
+    (void)arg;
+    ck_assert_int_eq(coro_tcp_dial("127.0.0.1", port_s, &fd, in_ms(5000)), 0);
+    char c;
+    size_t n;
+    coro_read(fd, &c, 1, &n, in_ms(5000)); /* until the server closes */
+    coro_fd_close(fd);
+    return NULL;
+}
+
+START_TEST(many_acceptors)
+{
+    lfd = listener(port_s, 16);
+    for (intptr_t i = 0; i < 4; i++)
+        spawn(acceptor, (void *)i);
+    for (int i = 0; i < 8; i++)
+        spawn(dialer, NULL);
+    run();
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(accepted[i], 2);
+    coro_fd_close(lfd);
+}
+END_TEST
+
+/* coro_poll over several fds: wakes when one of them is ready, and says
+ * which. */
+static int pfds[3][2];
+
+static void *writes_later(void *arg)
+{
+    coro_sleep(10 * MS);
+    ck_assert_int_eq(write(pfds[(intptr_t)arg][1], "z", 1), 1);
+    return NULL;
+}
+
+static void *polls(void *arg)
+{
+    struct pollfd p[4];
+    int nready = -1;
+
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        p[i] = (struct pollfd){ .fd = pfds[i][0], .events = POLLIN };
+    p[3] = (struct pollfd){ .fd = -1, .events = POLLIN };
+    spawn(writes_later, (void *)2);
+    ck_assert_int_eq(coro_poll(p, 4, &nready, in_ms(5000)), 0);
+    ck_assert_int_eq(nready, 1);
+    ck_assert(p[2].revents & POLLIN);
+    ck_assert_int_eq(p[0].revents, 0);
+    ck_assert_int_eq(p[3].revents, 0);
+    ck_assert_int_eq(coro_poll(NULL, 0, &nready, in_ms(5)), ETIMEDOUT);
+    return NULL;
+}
+
+START_TEST(poll_several)
+{
+    for (int i = 0; i < 3; i++)
+        pair(pfds[i]);
+    spawn(polls, NULL);
+    run();
+    for (int i = 0; i < 3; i++) {
+        coro_fd_close(pfds[i][0]);
+        close(pfds[i][1]);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------- offload, dns, signal */
+
+static void *sleeps_then_doubles(void *arg)
+{
+    usleep(30000);
+    return (void *)((intptr_t)arg * 2);
+}
+
+static void *offload_victim(void *arg);
+
+static void *offloads(void *arg)
+{
+    void *r = NULL;
+
+    (void)arg;
+    ck_assert_int_eq(coro_offload(sleeps_then_doubles, (void *)21, &r, -1), 0);
+    ck_assert_ptr_eq(r, (void *)42);
+    /* Timed out: the coroutine goes on, the job finishes into nothing. */
+    int64_t t0 = coro_now();
+    ck_assert_int_eq(coro_offload(sleeps_then_doubles, (void *)1, &r, in_ms(5)), ETIMEDOUT);
+    ck_assert_int_lt(coro_now() - t0, 25 * MS);
+    ck_assert_int_eq(coro_offload(sleeps_then_doubles, (void *)1, &r, 0), ETIMEDOUT);
+    ck_assert_int_eq(coro_offload(NULL, NULL, &r, -1), EINVAL);
+    /* Cancelled while it waits. */
+    ck_assert_int_eq(coro_spawn(&victim, offload_victim, NULL, NULL), 0);
+    coro_yield(NULL, NULL);
+    ck_assert_int_eq(coro_cancel(victim), 0);
+    ck_assert_int_eq(coro_join(victim, NULL, -1), 0);
+    ck_assert_int_eq(result[0], ECANCELED);
+    return NULL;
+}
+
+static void *offload_victim(void *arg)
+{
+    (void)arg;
+    result[0] = coro_offload(sleeps_then_doubles, (void *)1, NULL, -1);
+    return NULL;
+}
+
+START_TEST(offload_pool)
+{
+    spawn(offloads, NULL);
+    run();
+    usleep(60000); /* the abandoned jobs finish; ASan and valgrind see them freed */
+}
+END_TEST
+
+static void *resolves(void *arg)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+
+    (void)arg;
+    ck_assert_int_eq(coro_getaddrinfo("localhost", "80", &hints, &res, in_ms(10000)), 0);
+    ck_assert_ptr_nonnull(res);
+    int loopback = 0;
+    for (struct addrinfo *a = res; a; a = a->ai_next)
+        if (a->ai_family == AF_INET &&
+            ((struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK))
+            loopback = 1;
+        else if (a->ai_family == AF_INET6)
+            loopback = 1;
+    ck_assert(loopback);
+    freeaddrinfo(res);
+    ck_assert_int_lt(coro_getaddrinfo("no-such-host.invalid", "80", &hints, &res,
+                                      in_ms(10000)), 0);
+    return NULL;
+}
+
+START_TEST(getaddrinfo_localhost)
+{
+    spawn(resolves, NULL);
+    run();
+}
+END_TEST
+
+static void *waits_signal(void *arg)
+{
+    sigset_t set;
+    int sig = 0;
+
+    (void)arg;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    ck_assert_int_eq(coro_signal_wait(&set, &sig, in_ms(5000)), 0);
+    ck_assert_int_eq(sig, SIGUSR1);
+    ck_assert_int_eq(coro_signal_wait(&set, &sig, in_ms(10)), ETIMEDOUT);
+    sigemptyset(&set);
+    ck_assert_int_eq(coro_signal_wait(&set, &sig, -1), EINVAL);
+    return NULL;
+}
+
+static void *raises_later(void *arg)
+{
+    (void)arg;
+    coro_sleep(10 * MS);
+    ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+    return NULL;
+}
+
+START_TEST(signal_wait)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+    spawn(waits_signal, NULL);
+    spawn(raises_later, NULL);
+    run();
+}
+END_TEST
+
+/* --------------------------------------------------------------- liveness */
+
+/* A coroutine waiting on an fd with no deadline is not deadlocked: another
+ * thread may write to it. */
+static int live_sv[2];
+
+static void *writes_from_a_thread(void *arg)
+{
+    (void)arg;
+    usleep(100000);
+    ck_assert_int_eq(write(live_sv[1], "w", 1), 1);
+    return NULL;
+}
+
+START_TEST(fd_waiter_is_not_a_deadlock)
+{
+    pthread_t th;
+
+    pair(live_sv);
+    spawn(reads_forever, (void *)(intptr_t)live_sv[0]);
+    ck_assert_int_eq(pthread_create(&th, NULL, writes_from_a_thread, NULL), 0);
+    run(); /* 0, not EDEADLK */
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(result[0], 0);
+    ck_assert_int_eq(result[1], 1);
+    coro_fd_close(live_sv[0]);
+    close(live_sv[1]);
+}
+END_TEST
+
+/* Outside a scheduled coroutine every call says EPERM; errno is kept. */
+START_TEST(calls_outside_coroutines)
+{
+    char c;
+    size_t n;
+    int fd;
+
+    errno = 12345;
+    ck_assert_int_eq(coro_read(0, &c, 1, &n, -1), EPERM);
+    ck_assert_int_eq(coro_accept(0, &fd, NULL, NULL, -1), EPERM);
+    ck_assert_int_eq(coro_wait_fd(0, CORO_IN, NULL, -1), EPERM);
+    ck_assert_int_eq(coro_offload(sleeps_then_doubles, NULL, NULL, -1), EPERM);
+    ck_assert_int_eq(coro_wait_fd(0, 0, NULL, -1), EINVAL);
+    ck_assert_int_eq(coro_read(0, &c, 1, NULL, -1), EINVAL);
+    ck_assert_int_eq(errno, 12345);
+}
+END_TEST
+
+static Suite *io_suite(void)
+{
+    Suite *s = suite_create("io");
+    TCase *tc = tcase_create("tcp");
+
+    tcase_add_test(tc, tcp_echo);
+    tcase_add_test(tc, tcp_many_connections);
+    tcase_add_test(tc, partial_writes_and_eof);
+    tcase_add_test(tc, peer_reset);
+    tcase_add_test(tc, connect_refused);
+    tcase_add_test(tc, connect_times_out);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("waits");
+    tcase_add_test(tc, cancel_and_close_while_waiting);
+    tcase_add_test(tc, deadlines_on_every_call);
+    tcase_add_test(tc, fd_number_reuse);
+    tcase_add_test(tc, many_acceptors);
+    tcase_add_test(tc, poll_several);
+    tcase_add_test(tc, fd_waiter_is_not_a_deadlock);
+    tcase_add_test(tc, calls_outside_coroutines);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("offload");
+    tcase_add_test(tc, offload_pool);
+    tcase_add_test(tc, getaddrinfo_localhost);
+    tcase_add_test(tc, signal_wait);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(io_suite());
+
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,3 @@
+module libcoro.bench/http_go
+
+go 1.19

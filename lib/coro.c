@@ -359,6 +359,8 @@ int coro__create(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr, i
  * thread's first use of libcoro) and every error. */
 static int resume_check_slow(coro_t *co, struct coro__thread **tp)
 {
+    if (co->sched)
+        return EPERM; /* spawned: its scheduler runs it */
     switch (co->state) {
     case CORO_READY: {
         int err = coro__thread_need(tp);
@@ -378,21 +380,11 @@ static int resume_check_slow(coro_t *co, struct coro__thread **tp)
     }
 }
 
-int coro_resume(coro_t *co, void *in, void **out)
+/* The switch of a resume, once checked: co continues, the caller (a
+ * coroutine or the thread's own flow) waits in it. */
+static inline __attribute__((always_inline)) int resume_go(struct coro__thread *t, coro_t *co,
+                                                           void **out)
 {
-    struct coro__thread *t = tl;
-
-    if (unlikely(!co))
-        return EINVAL;
-    if (likely(co->state == CORO_SUSPENDED && t && co->owner == t->serial)) {
-        if (co->in)
-            *co->in = in;
-    } else {
-        int err = resume_check_slow(co, &t);
-        if (err)
-            return err;
-    }
-
     coro_t *self = t->current;
     ucontext_t *from;
     if (self) {
@@ -413,6 +405,40 @@ int coro_resume(coro_t *co, void *in, void **out)
     return switch_to(from, &co->ctx);
 }
 
+int coro_resume(coro_t *co, void *in, void **out)
+{
+    struct coro__thread *t = tl;
+
+    if (unlikely(!co))
+        return EINVAL;
+    if (likely(co->state == CORO_SUSPENDED && t && co->owner == t->serial)) {
+        if (co->in)
+            *co->in = in;
+    } else {
+        int err = resume_check_slow(co, &t);
+        if (err)
+            return err;
+    }
+    return resume_go(t, co, out);
+}
+
+int coro__resume_spawned(coro_t *co, void **out)
+{
+    struct coro__thread *t = tl;
+
+    if (co->state == CORO_READY) {
+        if (!co->stack) {
+            int err = give_stack(t, co);
+            if (unlikely(err))
+                return err;
+        }
+        co->owner = t->serial | CORO__OWNER_SPAWNED;
+    } else if (co->in) {
+        *co->in = NULL;
+    }
+    return resume_go(t, co, out);
+}
+
 /* For the scheduler: the running coroutine `from` suspends and the
  * suspended (or never run) coroutine `to`, of this thread, continues in its
  * place with the same resumer, as if `from` had yielded and its resumer had
@@ -428,7 +454,7 @@ int coro__transfer(coro_t *from, coro_t *to)
             if (unlikely(err))
                 return err; /* nothing switched: from still runs */
         }
-        to->owner = t->serial;
+        to->owner = t->serial | CORO__OWNER_SPAWNED;
     } else if (to->in)
         *to->in = NULL;
     check_canary(from);
@@ -452,6 +478,17 @@ int coro_yield(void *out, void **in)
 
     if (unlikely(!co))
         return EPERM;
+    if (unlikely(co->owner & CORO__OWNER_SPAWNED))
+        return coro__sched_yield(co, in);
+    co->in = in;
+    leave(t, co, CORO_SUSPENDED, out);
+    return switch_to(&co->ctx, co->caller);
+}
+
+int coro__yield_to_caller(coro_t *co, void *out, void **in)
+{
+    struct coro__thread *t = tl;
+
     co->in = in;
     leave(t, co, CORO_SUSPENDED, out);
     return switch_to(&co->ctx, co->caller);

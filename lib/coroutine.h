@@ -96,6 +96,26 @@ extern __thread struct coro__thread *coro__tl __attribute__((tls_model("initial-
  * be had (see CORO__LAZY_STACK). */
 int coro__transfer(coro_t *from, coro_t *to);
 
+/* The top bit of a coroutine's owner marks one made by coro_spawn: the
+ * public coro_resume's fast path never matches it (the scheduler resumes
+ * those with coro__resume_spawned), and coro_yield hands them to the
+ * scheduler (coro__sched_yield). */
+#define CORO__OWNER_SPAWNED ((uint64_t)1 << 63)
+
+/* The scheduler's resume of one of its coroutines (never run, or
+ * suspended in a yield or park), with no misuse checks.  Returns as
+ * coro_resume; ENOMEM without switching when a never-run coroutine's
+ * stack cannot be had. */
+int coro__resume_spawned(coro_t *co, void **out);
+
+/* lib/sched.c: coro_yield of a spawned coroutine (weak: only called for
+ * one, so sched.c is linked).  in as for coro_yield. */
+int coro__sched_yield(coro_t *co, void **in) __attribute__((weak));
+
+/* The rest of coro_yield, for coro__sched_yield when it does not hand
+ * the thread on itself. */
+int coro__yield_to_caller(coro_t *co, void *out, void **in);
+
 /* coro_create with flags.  CORO__LAZY_STACK: the coroutine gets its stack
  * at its first resume (or transfer), not now; a coroutine waiting to start
  * then costs its descriptor only, and ENOMEM comes from that first

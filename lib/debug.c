@@ -203,7 +203,7 @@ static void dump_one(const struct coro__view *v, void *arg)
     if (sp && v->hi)
         fprintf(d->out, ", in use %zu bytes (at its last switch)",
                 (size_t)((uintptr_t)v->hi - sp));
-    if (co->owner != d->serial) {
+    if ((co->owner & ~CORO__OWNER_SPAWNED) != d->serial) {
         fprintf(d->out, ", on another thread: not unwound\n");
         return;
     }

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include "sched.h"
 #include "timer.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -38,9 +39,7 @@
  * CORO_DEBUG set (non-empty, not "0"). */
 static int verbose(void)
 {
-    const char *e = getenv("CORO_DEBUG");
-
-    return e && *e && strcmp(e, "0") != 0;
+    return coro__debug_env();
 }
 
 
@@ -94,45 +93,19 @@ static void sched_teardown(struct coro__sched *s)
     sched_free(s);
 }
 
-static pthread_key_t sched_key;
-
+/* The per-thread context's teardown calls this first (coroutine.h): the
+ * scheduler goes while the stack and descriptor caches are still there. */
 void coro__sched_thread_exit(struct coro__thread *t)
 {
-    if (t->sched) {
+    if (t->sched)
         sched_teardown(t->sched);
-        pthread_setspecific(sched_key, NULL); /* torn down: not again */
-    }
     t->sched = NULL;
-}
-
-static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
-static int sched_key_err;
-
-static void sched_key_exit(void *s)
-{
-    sched_teardown(s);
-}
-
-static void sched_key_init(void)
-{
-    sched_key_err = pthread_key_create(&sched_key, sched_key_exit);
 }
 
 static struct coro__sched *sched_get(struct coro__thread *t)
 {
-    if (!t->sched) {
-        pthread_once(&sched_once, sched_key_init);
-        if (sched_key_err)
-            return NULL;
-        struct coro__sched *s = calloc(1, sizeof *s);
-        if (!s)
-            return NULL;
-        if (pthread_setspecific(sched_key, s)) {
-            free(s);
-            return NULL;
-        }
-        t->sched = s;
-    }
+    if (!t->sched)
+        t->sched = calloc(1, sizeof(struct coro__sched));
     return t->sched;
 }
 
@@ -254,7 +227,9 @@ int coro_spawn(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
         return ENOMEM;
     }
     coro_t *co;
-    int err = coro_create(&co, fn, arg, attr);
+    /* Its stack comes at its first run: a million queued coroutines cost
+     * their descriptors, not a million touched stack pages. */
+    int err = coro__create(&co, fn, arg, attr, CORO__LAZY_STACK);
     if (err) {
         free(k);
         return err;
@@ -280,6 +255,9 @@ static void finish(struct coro__sched *s, struct coro__task *k, void *result)
     k->finished = 1;
     k->result = result;
     s->live--;
+    /* The stack is done with: back to the cache now, not when (or if) a
+     * joiner comes. */
+    coro__drop_stack(k->co);
     if (k->on_finish)
         k->on_finish(k);
     if (k->detached) {
@@ -372,24 +350,78 @@ static int deadlock(struct coro__sched *s)
     return -1;
 }
 
+/* Takes k out of the ready queue (rare: a walk). */
+static void unqueue(struct coro__sched *s, struct coro__task *k)
+{
+    struct coro__task **p = &s->head, *prev = NULL;
+
+    while (*p && *p != k) {
+        prev = *p;
+        p = &(*p)->next;
+    }
+    if (!*p)
+        return;
+    *p = k->next;
+    if (s->tail == k)
+        s->tail = prev;
+    s->nready--;
+}
+
+void coro__task_no_stack(struct coro__task *k)
+{
+    struct coro__sched *s = k->s;
+
+    k->err = ENOMEM;
+    if (verbose())
+        fprintf(stderr, "coro: spawned coroutine #%" PRIu64 " \"%s\" gets no stack "
+                "(ENOMEM): it never runs\n", coro_id(k->co), coro_name(k->co));
+    /* Its state stays READY; finish treats it as done with no result. */
+    finish(s, k, NULL);
+}
+
 static void dispatch(struct coro__sched *s, struct coro__task *k)
 {
     void *ret = NULL;
 
     s->running = k;
-    int err = coro_resume(k->co, NULL, &ret);
+    int err = coro__resume_spawned(k->co, &ret);
     if (!err)
         k = s->running; /* parks may have handed the thread on: who came back */
     s->running = NULL;
     if (err) {
-        fprintf(stderr, "coro: spawned coroutine #%" PRIu64 " was resumed or "
-                "destroyed outside its scheduler (%d)\n", coro_id(k->co), err);
-        abort();
+        coro__task_no_stack(k);
+        return;
     }
     if (coro_state(k->co) == CORO_FINISHED)
         finish(s, k, ret);
     else if (!k->wait)
         coro__push_ready(s, k); /* it yielded */
+}
+
+int coro__sched_yield(coro_t *co, void **in)
+{
+    struct coro__task *k = co->sched;
+    struct coro__sched *s = k->s;
+
+    if (in)
+        *in = NULL; /* a spawned coroutine's yield passes nothing */
+    if (s->running == k && s->head && !s->timers.n && s->handoffs < HANDOFF_MAX) {
+        /* Straight to the next ready task, as a park does: one switch
+         * instead of two through the run loop; this one goes to the back
+         * of the queue. */
+        struct coro__task *next = coro__pop_ready(s);
+        coro__push_ready(s, k);
+        s->handoffs++;
+        s->running = next;
+        if (__builtin_expect(coro__transfer(co, next->co) == 0, 1))
+            return 0;
+        /* next can have no stack: it ends, and this one runs on (out of
+         * the queue again: the loop queues it when it comes back). */
+        s->running = k;
+        coro__task_no_stack(next);
+        unqueue(s, k);
+    }
+    return coro__yield_to_caller(co, NULL, NULL); /* the loop queues it */
 }
 
 /* Live tasks, none ready, none parked: some spawned coroutine was resumed
@@ -523,10 +555,11 @@ int coro_join(coro_t *co, void **result, int64_t deadline)
         if (err)
             return err;
     }
-    if (result)
+    int err = k->err;
+    if (result && !err)
         *result = k->result;
     free_task(self->s, k);
-    return 0;
+    return err;
 }
 
 int coro_cancel(coro_t *co)

@@ -157,6 +157,7 @@ struct coro__task {
     unsigned char cancelled;          /* a cancel waits for its next wait */
     unsigned char detached;           /* no handle: freed when it finishes */
     unsigned char finished;
+    int err;                          /* ENOMEM: it never ran, no stack */
     void (*on_finish)(struct coro__task *k); /* a group's hook, or NULL */
     void *group;                      /* the group it belongs to, or NULL */
     struct coro__task *gprev, *gnext; /* its group's member list */
@@ -229,6 +230,10 @@ static inline struct coro__task *coro__self_task(void)
     return k && k->s->running == k ? k : NULL;
 }
 
+/* lib/sched.c: k, never run, cannot have a stack: it finishes with ENOMEM
+ * (its coro_join says so). */
+void coro__task_no_stack(struct coro__task *k);
+
 /* lib/sched.c: coro__wait_park with a deadline, a pending cancel or a
  * deadlock being broken. */
 int coro__park_slow(struct coro__task *k, struct coro__wait *wait, int64_t deadline,
@@ -252,9 +257,15 @@ static inline int coro__park_in(struct coro__task *k, struct coro__wait *wait,
         struct coro__task *next = coro__pop_ready(s);
         s->handoffs++;
         s->running = next;
-        coro__transfer(k->co, next->co);
+        if (__builtin_expect(coro__transfer(k->co, next->co) != 0, 0)) {
+            /* next never ran and no stack can be had for it: it ends with
+             * ENOMEM, and this one goes back to the loop. */
+            s->running = k;
+            coro__task_no_stack(next);
+            coro__yield_to_caller(k->co, NULL, NULL);
+        }
     } else {
-        coro_yield(NULL, NULL);
+        coro__yield_to_caller(k->co, NULL, NULL);
     }
     k->wait = NULL;
     return wait->result;

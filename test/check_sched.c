@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "lib/sched.h"
 #include "lib/timer.h"
+#include "lib/sys.h"
 
 #include <check.h>
 #include <coro.h>
@@ -966,6 +967,7 @@ START_TEST(notes_need_coro_debug)
     char err[512];
 
     unsetenv("CORO_DEBUG");
+    coro__debug_env_reset();
     coro_t *co = spawn_named(mark_arg, (void *)'q', "forgotten");
     (void)co;
     ck_assert_int_eq(run_capturing(err, sizeof err), 0);
@@ -976,9 +978,85 @@ START_TEST(notes_need_coro_debug)
     capture_end(err, sizeof err);
     ck_assert_str_eq(err, "");
     setenv("CORO_DEBUG", "0", 1);
+    coro__debug_env_reset();
     ck_assert_int_eq(pthread_create(&th, NULL, spawns_and_leaves, NULL), 0);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
     ck_assert_str_eq(trail, "q");
+}
+END_TEST
+
+/* A spawned coroutine belongs to its scheduler: coro_resume refuses it
+ * with EPERM, never started or suspended, and the run goes on. */
+static coro_t *spawned_victim;
+
+static void *join_victim(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_join(spawned_victim, NULL, -1), 0);
+    return NULL;
+}
+
+static void *yields_twice(void *arg)
+{
+    (void)arg;
+    coro_yield(NULL, NULL);
+    coro_yield(NULL, NULL);
+    mark('y');
+    return NULL;
+}
+
+static void *resumes_a_spawned(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_resume(spawned_victim, NULL, NULL), EPERM); /* suspended */
+    mark('r');
+    return NULL;
+}
+
+START_TEST(spawned_cannot_be_resumed)
+{
+    ck_assert_int_eq(coro_spawn(&spawned_victim, yields_twice, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(spawned_victim, NULL, NULL), EPERM); /* never run */
+    ck_assert_int_eq(coro_spawn(NULL, resumes_a_spawned, NULL, NULL), 0);
+    ck_assert_int_eq(coro_spawn(NULL, join_victim, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "ry");
+}
+END_TEST
+
+/* A spawned coroutine gets its stack at its first run; when none can be
+ * had it never runs, and its coro_join says ENOMEM. */
+static void *never_runs(void *arg)
+{
+    (void)arg;
+    mark('X');
+    return NULL;
+}
+
+static void *joins_stackless(void *arg)
+{
+    coro_t *co;
+    coro_attr_t attr;
+    void *r = (void *)1;
+
+    (void)arg;
+    coro_attr_init(&attr);
+    /* A size no cache holds, so the first run must map a new slab. */
+    ck_assert_int_eq(coro_attr_set_stack_size(&attr, 48u << 20), 0);
+    ck_assert_int_eq(coro_spawn(&co, never_runs, NULL, &attr), 0); /* no stack yet */
+    coro__sys_fail(CORO__SYS_MMAP, 1, ENOMEM, 1);
+    ck_assert_int_eq(coro_join(co, &r, -1), ENOMEM);
+    coro__sys_fail(CORO__SYS_MMAP, 0, 0, 0);
+    ck_assert_ptr_eq(r, (void *)1);                 /* untouched */
+    mark('j');
+    return NULL;
+}
+
+START_TEST(no_stack_at_first_run)
+{
+    ck_assert_int_eq(coro_spawn(NULL, joins_stackless, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "j");
 }
 END_TEST
 
@@ -1143,6 +1221,7 @@ static void reset(void)
 {
     trail[0] = '\0';
     setenv("CORO_DEBUG", "1", 1);
+    coro__debug_env_reset();
 }
 
 static Suite *sched_suite(void)
@@ -1160,6 +1239,8 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, detached_are_freed);
     tcase_add_test(tc, spawn_errors);
     tcase_add_test(tc, spawned_cannot_be_destroyed);
+    tcase_add_test(tc, spawned_cannot_be_resumed);
+    tcase_add_test(tc, no_stack_at_first_run);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("join");

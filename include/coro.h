@@ -108,7 +108,8 @@ CORO_API int coro_attr_set_guard_size(coro_attr_t *attr, size_t bytes);
  * when a cached stack is available.
  * Returns 0 and stores the handle in *co; EINVAL if co or fn is NULL or attr
  * was not initialised by coro_attr_init; ENOMEM if no stack memory can be
- * had (nothing is left mapped; *co is unchanged). */
+ * had (nothing is left mapped; *co is unchanged); EAGAIN if this is the
+ * thread's first call and no thread-specific key is left. */
 CORO_API int coro_create(coro_t **co, coro_fn fn, void *arg,
                          const coro_attr_t *attr);
 
@@ -120,8 +121,10 @@ CORO_API int coro_create(coro_t **co, coro_fn fn, void *arg,
  * Returns 0; EINVAL if co is NULL; ESRCH if co has finished; EBUSY if co is
  * running or normal (itself or one of its resumers); EPERM if co is
  * suspended but belongs to another thread (a coroutine that has started
- * never moves between threads); ENOMEM if this is the thread's first call
- * into libcoro and its per-thread state cannot be allocated. */
+ * never moves between threads), or co was made by coro_spawn (its
+ * scheduler runs it); ENOMEM if this is the thread's first call into
+ * libcoro and its per-thread state cannot be allocated; EAGAIN if no
+ * thread-specific key is left for it. */
 CORO_API int coro_resume(coro_t *co, void *in, void **out);
 
 /* Suspends the running coroutine and returns to whoever resumed it, which
@@ -181,14 +184,17 @@ CORO_API size_t coro_stack_size(const coro_t *co);
  * is as for coro_create (NULL for the defaults).  If co is not NULL the
  * handle is stored there and must be given to coro_join exactly once (a
  * handle never joined is freed when coro_run returns, and named on stderr
- * if the environment variable CORO_DEBUG is set); if co is NULL the coroutine is detached and freed when it
- * finishes.  Any code on the thread may call it: main flow, spawned or
+ * if the environment variable CORO_DEBUG is set); if co is NULL the
+ * coroutine is detached and freed when it finishes.  Any code on the thread may call it: main flow, spawned or
  * plain coroutines.  Coroutines still unrun when the thread exits (no
  * coro_run after coro_spawn) are freed (and counted on stderr with
  * CORO_DEBUG).
+ * The coroutine gets its stack when it first runs, so a queued coroutine
+ * costs its descriptor only; if no stack can be had then, it never runs
+ * and finishes at once with no result (coro_join returns ENOMEM).
  * Returns 0; EINVAL if fn is NULL or attr was not initialised by
- * coro_attr_init; ENOMEM if no memory or stack can be had (nothing is
- * left allocated, *co is unchanged). */
+ * coro_attr_init; ENOMEM if no memory can be had (nothing is left
+ * allocated, *co is unchanged). */
 CORO_API int coro_spawn(coro_t **co, coro_fn fn, void *arg, const coro_attr_t *attr);
 
 /* Runs this thread's scheduler until every coroutine it was given has
@@ -226,7 +232,9 @@ CORO_API int coro_run(void);
  * joining it already, or deadline is below -1; EDEADLK if co is the caller,
  * or co is (directly or through a chain of joins) joining the caller;
  * ETIMEDOUT if co has not finished by the deadline; ECANCELED if the caller
- * was cancelled (for these two, co is still joinable). */
+ * was cancelled (for these two, co is still joinable); ENOMEM if co never
+ * ran because no stack could be had for it (co is freed, *result is not
+ * set). */
 CORO_API int coro_join(coro_t *co, void **result, int64_t deadline);
 
 /* Cancels co's current blocking call, or, if it is not blocked now, its

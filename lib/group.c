@@ -90,14 +90,7 @@ static int group_wait(coro_group_t *g, int64_t deadline, enum coro__wait_kind ki
         return EPERM;
     if (self->group == g)
         return EDEADLK; /* it would wait for itself */
-    struct coro__waiter w = { .elem = NULL };
-    struct coro__wait wait;
-    coro__wait_init(&wait, coro__self());
-    wait.w = &w;
-    wait.n = 1;
-    w.wait = &wait;
-    coro__waitq_push(&g->q, &w);
-    return coro__wait_block(&wait, deadline, kind, "coro_group_wait");
+    return coro__wait_on_as(&g->q, NULL, deadline, kind, "coro_group_wait");
 }
 
 int coro_group_wait(coro_group_t *g, int64_t deadline)

@@ -1065,15 +1065,8 @@ int coro_signal_wait(const sigset_t *set, int *signo, int64_t deadline)
         sig = take_pending(io, set);
         if (!sig) {
             struct sigwant want = { .set = set };
-            struct coro__waiter w = { .elem = &want };
-            struct coro__wait wait;
-            coro__wait_init(&wait, coro__self());
-            wait.w = &w;
-            wait.n = 1;
-            w.wait = &wait;
-            coro__waitq_push(&io->sigq, &w);
             io->waiting++;
-            err = coro__wait_block(&wait, deadline, CORO__WAIT_PLAIN, "coro_signal_wait");
+            err = coro__wait_on(&io->sigq, &want, deadline, "coro_signal_wait");
             io->waiting--;
             sig = want.signo;
         }

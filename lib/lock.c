@@ -102,19 +102,11 @@ int coro_mutex_unlock(coro_mutex_t *m)
  * finished holding m, or is stuck itself): EDEADLK, m not held. */
 static int mutex_relock(coro_mutex_t *m)
 {
-    struct coro__waiter w = { .elem = NULL };
-    struct coro__wait wait;
-
-    coro__wait_init(&wait, coro__self());
     if (!m->owner) {
-        m->owner = coro_id(wait.co);
+        m->owner = coro_id(coro__self());
         return 0;
     }
-    wait.w = &w;
-    wait.n = 1;
-    w.wait = &wait;
-    coro__waitq_push(&m->q, &w);
-    int r = coro__wait_block(&wait, -1, CORO__WAIT_RELOCK, "coro_cond_wait");
+    int r = coro__wait_on_as(&m->q, NULL, -1, CORO__WAIT_RELOCK, "coro_cond_wait");
     return r ? EDEADLK : 0;
 }
 

@@ -130,9 +130,10 @@ static inline int coro__wait_block(struct coro__wait *wait, int64_t deadline,
     return r;
 }
 
-/* Queues the caller on q with elem and waits (see coro__wait_block). */
-static inline int coro__wait_on(struct coro__waitq *q, void *elem, int64_t deadline,
-                                const char *what)
+/* Queues the caller on q with elem and waits a wait of the given kind
+ * (see coro__wait_block). */
+static inline int coro__wait_on_as(struct coro__waitq *q, void *elem, int64_t deadline,
+                                   enum coro__wait_kind kind, const char *what)
 {
     struct coro__waiter w = { .elem = elem };
     struct coro__wait wait;
@@ -142,9 +143,16 @@ static inline int coro__wait_on(struct coro__waitq *q, void *elem, int64_t deadl
     wait.n = 1;
     w.wait = &wait;
     coro__waitq_push(q, &w);
-    int r = coro__wait_park(&wait, deadline, CORO__WAIT_PLAIN, what);
+    int r = coro__wait_park(&wait, deadline, kind, what);
     coro__waitq_unlink(&w);
     return r;
+}
+
+/* The same for a plain (cancellable) wait. */
+static inline int coro__wait_on(struct coro__waitq *q, void *elem, int64_t deadline,
+                                const char *what)
+{
+    return coro__wait_on_as(q, elem, deadline, CORO__WAIT_PLAIN, what);
 }
 
 /* A zeroed object of size bytes whose first member is its home scheduler,

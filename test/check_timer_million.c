@@ -10,6 +10,7 @@
 #define STEP 7919L /* prime to 10^6: k -> k * STEP mod 10^6 is a permutation */
 
 static int64_t base;
+static coro_future_t *gate; /* every sleeper waits here first */
 static long *woken;
 static long nwoken, nfailed, nlate;
 static unsigned char *late;
@@ -19,13 +20,27 @@ static int64_t deadline_of(long k)
     return base + (k * STEP % MILLION) * 100; /* 100 ns apart: 0.1 s in all */
 }
 
+/* Spawned last: runs once every sleeper waits at the gate. */
+static void *opens_gate(void *arg)
+{
+    (void)arg;
+    base = coro_now() + 1000 * MS; /* waking a million takes well under that */
+    if (coro_future_set(gate, NULL) != 0)
+        nfailed++;
+    return NULL;
+}
+
 static void *million_sleeper(void *arg)
 {
     long k = (long)arg;
 
-    /* No ck_assert here: each one sends a message to Check's parent.  A
+    /* No ck_assert here: each one sends a message to Check's parent.  All
+     * wait at the gate first (their first runs, stacks and all, take
+     * seconds for a million); the deadlines start after it opens.  A
      * deadline already passed returns at once (a "try"): such a sleeper is
      * left out of the order check. */
+    if (coro_future_wait(gate, NULL, -1) != 0)
+        nfailed++;
     if (coro_now() >= deadline_of(k)) {
         late[k] = 1;
         nlate++;
@@ -49,9 +64,10 @@ START_TEST(million_sleepers)
     for (long k = 0; k < MILLION; k++)
         if (coro_spawn(NULL, million_sleeper, (void *)k, &attr) != 0)
             ck_abort_msg("spawn %ld failed", k);
-    /* Parking them all takes about a second: the deadlines start after. */
-    base = coro_now() + 3000 * MS;
+    ck_assert_int_eq(coro_future_create(&gate), 0);
+    ck_assert_int_eq(coro_spawn(NULL, opens_gate, NULL, NULL), 0);
     ck_assert_int_eq(coro_run(), 0);
+    ck_assert_int_eq(coro_future_destroy(gate), 0);
     ck_assert_int_eq(nwoken, MILLION);
     ck_assert_int_eq(nfailed, 0);
     ck_assert_int_lt(nlate, MILLION / 10);

@@ -83,6 +83,7 @@ struct coro__io *coro__io_here(int *err)
         }
         io->sigfd = -1;
         io->bellfd = -1;
+        io->now = coro_now();
         s->io = io;
     }
     return s->io;
@@ -157,7 +158,7 @@ static int fd_arm(struct coro__io *io, int fd, struct fdent *e)
     e->registered = 1;
     e->hup = 0;
     e->ready[DIR_IN] = e->ready[DIR_OUT] = 1; /* not known yet */
-    e->since = coro_now();
+    e->since = io->now;
     return 0;
 }
 
@@ -206,7 +207,7 @@ static int fd_park(struct coro__io *io, int fd, unsigned mask, int64_t deadline,
             continue;
         w[n] = (struct coro__waiter){ .wait = &wait, .index = (size_t)d };
         if (!coro__waitq_first(&e->q[d]) && !coro__waitq_first(&e->q[!d]))
-            e->since = coro_now();
+            e->since = io->now;
         coro__waitq_push(&e->q[d], &w[n]);
         n++;
     }
@@ -263,7 +264,7 @@ static void handle(struct coro__io *io, const struct epoll_event *ev)
     if (!e || !e->registered || e->gen != gen)
         return; /* an fd forgotten since: stale */
     uint32_t x = ev->events;
-    e->since = coro_now();
+    e->since = io->now;
     if (x & (EPOLLERR | EPOLLHUP)) {
         e->ready[DIR_IN] = e->ready[DIR_OUT] = 1;
         e->hup = 1;
@@ -339,6 +340,8 @@ void coro__io_poll(struct coro__sched *s, int64_t deadline)
     struct timespec ts, *tsp = NULL;
     int64_t now = coro_now();
 
+    io->now = now;
+
     if (deadline >= 0) {
         int64_t d = deadline > now ? deadline - now : 0;
         if (d && io->waiting) {
@@ -363,6 +366,8 @@ void coro__io_poll(struct coro__sched *s, int64_t deadline)
         }
     }
     int n = reactor_wait(io->epfd, evs, tsp);
+    if (!tsp || tsp->tv_sec || tsp->tv_nsec)
+        io->now = coro_now(); /* it may have slept */
     for (int i = 0; i < n; i++)
         handle(io, &evs[i]);
 }
@@ -473,7 +478,7 @@ static int op_once(struct coro__io *io, const struct op *o, int dir, size_t want
              * being the old file's).  Rare in steady state: after a short
              * transfer the next call parks without trying. */
             if (e && e->registered &&
-                (!e->owned || e->ready[dir] || coro_now() - e->since >= RECHECK_NS)) {
+                (!e->owned || e->ready[dir] || io->now - e->since >= RECHECK_NS)) {
                 int err = fd_arm(io, o->fd, e);
                 if (err)
                     return err;
@@ -829,7 +834,7 @@ int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline)
                 e->ready[d] = 0;
                 w[n] = (struct coro__waiter){ .wait = &wait };
                 if (!coro__waitq_first(&e->q[d]))
-                    e->since = coro_now();
+                    e->since = io->now;
                 coro__waitq_push(&e->q[d], &w[n]);
                 n++;
             }
@@ -865,8 +870,10 @@ int coro_fd_close(int fd)
         return EBADF;
     if (e) {
         wake_all(e, EBADF);
-        if (e->registered)
-            (void)epoll_ctl(io->epfd, EPOLL_CTL_DEL, fd, NULL);
+        /* No EPOLL_CTL_DEL: close(2) takes the file out of the epoll set
+         * (one epoll_ctl per connection, not two).  If the file lives on
+         * through a dup, its later events carry this generation, which
+         * the bump below makes stale. */
         e->registered = 0;
         e->owned = 0;
         e->hup = 0;

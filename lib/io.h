@@ -20,6 +20,9 @@ struct coro__io {
     size_t waiting;             /* coroutines parked on fds or signals */
     size_t offloads;            /* offload jobs whose caller still waits */
     int64_t rechecked;          /* last sweep for silently reused fds */
+    int64_t now;                /* coro_now() at the last poll: the clock of
+                                 * the coarse (second) rechecks, read once a
+                                 * poll instead of once an event or park */
     int bellfd;                 /* eventfd: offload completions ring it */
     struct coro__offload_box *box; /* completions; shared with the pool */
     int sigfd;                  /* signalfd, or -1 */

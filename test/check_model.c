@@ -550,6 +550,7 @@ static void op_sleep(struct mw *w)
     struct call c;
 
     call_begin(&c, w, "coro_sleep", t + ns);
+    c.is_try = false; /* relative: its deadline is from the call's own now */
     int r = coro_sleep(ns);
     call_end(&c, r);
     MODEL_CHECK(r == 0 || r == ECANCELED, "coro_sleep returned %s", err_name(r));
@@ -616,6 +617,7 @@ static void *closer(void *arg)
     for (int i = 0, first = 1; i < nch; i++, first = 0) {
         int64_t ns = (first ? (int64_t)below(3000) : (int64_t)below(500)) * US + 1;
         call_begin(&c, w, "coro_sleep (closer)", coro_now() + ns);
+        c.is_try = false; /* ns > 0 from the call's own now: never a try */
         int r = coro_sleep(ns);
         call_end(&c, r);
         MODEL_CHECK(r == 0 || (r == ECANCELED && unwinding), "closer's coro_sleep: %s",

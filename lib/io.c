@@ -734,14 +734,14 @@ static int fd_state(int fd, unsigned events)
             return -1;
     if (p.revents & POLLNVAL)
         return -1;
-    unsigned r = 0;
     if (p.revents & (POLLERR | POLLHUP))
-        r = CORO_IN | CORO_OUT;
+        return CORO_IN | CORO_OUT; /* both, whatever was asked */
+    unsigned r = 0;
     if (p.revents & POLLIN)
         r |= CORO_IN;
     if (p.revents & POLLOUT)
         r |= CORO_OUT;
-    return (int)(r & (events | (p.revents & (POLLERR | POLLHUP) ? CORO_IN | CORO_OUT : 0)));
+    return (int)(r & events);
 }
 
 int coro_wait_fd(int fd, unsigned events, unsigned *revents, int64_t deadline)

@@ -46,8 +46,7 @@ static struct {
     pthread_cond_t cond;
     struct job *head, *tail;        /* queued jobs */
     unsigned threads, idle, max;
-    int forked_child;
-} pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0, 0 };
+} pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0 };
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
@@ -265,13 +264,15 @@ static int offload_run(struct job *j, int64_t deadline, const char *what)
     if ((err = pool_submit(j))) {
         box_unref(b);
         j->box = NULL; /* never submitted: the caller frees it */
+        j->wait = NULL;
         return err;
     }
     io->offloads++;
     err = coro__wait_park(&wait, deadline, CORO__WAIT_PLAIN, what);
     io->offloads--;
-    if (err)
-        j->wait = NULL; /* the drain frees it when it is done */
+    /* Claimed either way: by the drain (0; the caller frees j) or by the
+     * deadline or a cancel (the drain frees j when the job is done). */
+    j->wait = NULL;
     return err;
 }
 

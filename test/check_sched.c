@@ -717,6 +717,7 @@ static void *join_deadline_root(void *arg)
 
     (void)arg;
     ck_assert_int_eq(coro_spawn(&slow, parks, (void *)-1L, NULL), 0);
+    coro_yield(NULL, NULL); /* slow parks (a slow machine may pass 1 ms first) */
     ck_assert_int_eq(coro_join(slow, &r, coro_now() + 1000000), ETIMEDOUT);
     ck_assert_int_eq(coro_join(slow, &r, 0), ETIMEDOUT); /* still joinable */
     coro__unpark(slow, 3);

@@ -405,20 +405,26 @@ static inline __attribute__((always_inline)) int resume_go(struct coro__thread *
     return switch_to(from, &co->ctx);
 }
 
+/* coro_resume's rare cases (a first resume, every error), out of line so
+ * that the fast path keeps its few values in registers. */
+static __attribute__((noinline)) int resume_slow(coro_t *co, void **out)
+{
+    struct coro__thread *t = tl;
+    int err = resume_check_slow(co, &t);
+
+    return err ? err : resume_go(t, co, out);
+}
+
 int coro_resume(coro_t *co, void *in, void **out)
 {
     struct coro__thread *t = tl;
 
     if (unlikely(!co))
         return EINVAL;
-    if (likely(co->state == CORO_SUSPENDED && t && co->owner == t->serial)) {
-        if (co->in)
-            *co->in = in;
-    } else {
-        int err = resume_check_slow(co, &t);
-        if (err)
-            return err;
-    }
+    if (unlikely(!(co->state == CORO_SUSPENDED && t && co->owner == t->serial)))
+        return resume_slow(co, out); /* in: ignored on a first resume */
+    if (co->in)
+        *co->in = in;
     return resume_go(t, co, out);
 }
 

@@ -398,7 +398,9 @@ static void dispatch(struct coro__sched *s, struct coro__task *k)
         coro__push_ready(s, k); /* it yielded */
 }
 
-int coro__sched_yield(coro_t *co, void **in)
+/* Out of line: inlined into coro_yield it would cost plain coroutines'
+ * yields the registers it needs. */
+__attribute__((noinline)) int coro__sched_yield(coro_t *co, void **in)
 {
     struct coro__task *k = co->sched;
     struct coro__sched *s = k->s;

@@ -241,7 +241,8 @@ int coro__park_slow(struct coro__task *k, struct coro__wait *wait, int64_t deadl
 
 /* Parks k in wait; the scheduler runs others until a waker makes it
  * ready.  Returns the winner's result. */
-static inline int coro__park_in(struct coro__task *k, struct coro__wait *wait,
+static inline __attribute__((always_inline)) int coro__park_in(struct coro__task *k,
+                                                               struct coro__wait *wait,
                                 enum coro__wait_kind kind, const char *what)
 {
     struct coro__sched *s = k->s;
@@ -271,8 +272,9 @@ static inline int coro__park_in(struct coro__task *k, struct coro__wait *wait,
     return wait->result;
 }
 
-static inline int coro__wait_park(struct coro__wait *wait, int64_t deadline,
-                                  enum coro__wait_kind kind, const char *what)
+static inline __attribute__((always_inline)) int
+coro__wait_park(struct coro__wait *wait, int64_t deadline, enum coro__wait_kind kind,
+                const char *what)
 {
     struct coro__task *k = coro__self_task();
 

@@ -484,8 +484,6 @@ int coro_yield(void *out, void **in)
 
     if (unlikely(!co))
         return EPERM;
-    if (unlikely(co->owner & CORO__OWNER_SPAWNED))
-        return coro__sched_yield(co, in);
     co->in = in;
     leave(t, co, CORO_SUSPENDED, out);
     return switch_to(&co->ctx, co->caller);

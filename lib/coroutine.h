@@ -98,8 +98,7 @@ int coro__transfer(coro_t *from, coro_t *to);
 
 /* The top bit of a coroutine's owner marks one made by coro_spawn: the
  * public coro_resume's fast path never matches it (the scheduler resumes
- * those with coro__resume_spawned), and coro_yield hands them to the
- * scheduler (coro__sched_yield). */
+ * those with coro__resume_spawned). */
 #define CORO__OWNER_SPAWNED ((uint64_t)1 << 63)
 
 /* The scheduler's resume of one of its coroutines (never run, or
@@ -108,12 +107,8 @@ int coro__transfer(coro_t *from, coro_t *to);
  * stack cannot be had. */
 int coro__resume_spawned(coro_t *co, void **out);
 
-/* lib/sched.c: coro_yield of a spawned coroutine (weak: only called for
- * one, so sched.c is linked).  in as for coro_yield. */
-int coro__sched_yield(coro_t *co, void **in) __attribute__((weak));
-
-/* The rest of coro_yield, for coro__sched_yield when it does not hand
- * the thread on itself. */
+/* coro_yield without its checks: the scheduler's park goes back to the
+ * run loop with it. */
 int coro__yield_to_caller(coro_t *co, void *out, void **in);
 
 /* coro_create with flags.  CORO__LAZY_STACK: the coroutine gets its stack

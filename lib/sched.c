@@ -350,23 +350,6 @@ static int deadlock(struct coro__sched *s)
     return -1;
 }
 
-/* Takes k out of the ready queue (rare: a walk). */
-static void unqueue(struct coro__sched *s, struct coro__task *k)
-{
-    struct coro__task **p = &s->head, *prev = NULL;
-
-    while (*p && *p != k) {
-        prev = *p;
-        p = &(*p)->next;
-    }
-    if (!*p)
-        return;
-    *p = k->next;
-    if (s->tail == k)
-        s->tail = prev;
-    s->nready--;
-}
-
 void coro__task_no_stack(struct coro__task *k)
 {
     struct coro__sched *s = k->s;
@@ -398,33 +381,6 @@ static void dispatch(struct coro__sched *s, struct coro__task *k)
         coro__push_ready(s, k); /* it yielded */
 }
 
-/* Out of line: inlined into coro_yield it would cost plain coroutines'
- * yields the registers it needs. */
-__attribute__((noinline)) int coro__sched_yield(coro_t *co, void **in)
-{
-    struct coro__task *k = co->sched;
-    struct coro__sched *s = k->s;
-
-    if (in)
-        *in = NULL; /* a spawned coroutine's yield passes nothing */
-    if (s->running == k && s->head && !s->timers.n && s->handoffs < HANDOFF_MAX) {
-        /* Straight to the next ready task, as a park does: one switch
-         * instead of two through the run loop; this one goes to the back
-         * of the queue. */
-        struct coro__task *next = coro__pop_ready(s);
-        coro__push_ready(s, k);
-        s->handoffs++;
-        s->running = next;
-        if (__builtin_expect(coro__transfer(co, next->co) == 0, 1))
-            return 0;
-        /* next can have no stack: it ends, and this one runs on (out of
-         * the queue again: the loop queues it when it comes back). */
-        s->running = k;
-        coro__task_no_stack(next);
-        unqueue(s, k);
-    }
-    return coro__yield_to_caller(co, NULL, NULL); /* the loop queues it */
-}
 
 /* Live tasks, none ready, none parked: some spawned coroutine was resumed
  * outside the scheduler. */

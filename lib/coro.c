@@ -406,8 +406,9 @@ static inline __attribute__((always_inline)) int resume_go(struct coro__thread *
 }
 
 /* coro_resume's rare cases (a first resume, every error), out of line so
- * that the fast path keeps its few values in registers. */
-static __attribute__((noinline)) int resume_slow(coro_t *co, void **out)
+ * that the fast path keeps its few values in registers.  Named coro__ so
+ * that the gdb extension knows its frame for libcoro's (static builds). */
+static __attribute__((noinline)) int coro__resume_slow(coro_t *co, void **out)
 {
     struct coro__thread *t = tl;
     int err = resume_check_slow(co, &t);
@@ -422,7 +423,7 @@ int coro_resume(coro_t *co, void *in, void **out)
     if (unlikely(!co))
         return EINVAL;
     if (unlikely(!(co->state == CORO_SUSPENDED && t && co->owner == t->serial)))
-        return resume_slow(co, out); /* in: ignored on a first resume */
+        return coro__resume_slow(co, out); /* in: ignored on a first resume */
     if (co->in)
         *co->in = in;
     return resume_go(t, co, out);

@@ -15,6 +15,19 @@
 #define VALGRIND_DISABLE_ERROR_REPORTING ((void)0)
 #endif
 
+/* AddressSanitizer keeps shadow memory of its own: footprints and address
+ * space limits mean little under it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 /* ThreadSanitizer counts each coroutine that ran as a fiber and allows a
  * few thousand at once; its maps and address space are its own. */
 #if defined(__SANITIZE_THREAD__)

@@ -35,7 +35,7 @@
 
 #define RUNS_MAX 50
 
-static void die(const char *what)
+static _Noreturn void die(const char *what)
 {
     perror(what);
     exit(1);

@@ -53,7 +53,7 @@
 
 extern char **environ;
 
-static void die(const char *what)
+static _Noreturn void die(const char *what)
 {
     fprintf(stderr, "bench_issue9: %s failed\n", what);
     exit(1);

@@ -159,44 +159,6 @@ int coro_attr_set_name(coro_attr_t *attr, const char *name)
     return 0;
 }
 
-/* Switches from the running flow to `to`, saving it in `from`; returns 0
- * when switched back.  Inline so that each caller tail-calls the switch. */
-static inline __attribute__((always_inline)) int switch_to(ucontext_t *from,
-                                                           const ucontext_t *to)
-{
-    CORO__BEFORE_SWITCH(from, to);
-    int r = coro__ctx_swap(from, to);
-    CORO__AFTER_SWITCH(from);
-    return r;
-}
-
-static void check_canary(const coro_t *co)
-{
-    if (unlikely(co->canary) && coro__stack_canary_broken(co->stack))
-        coro__debug_canary(co);
-}
-
-/* Bookkeeping of a coroutine leaving for its resumer (yield or return):
- * hands value to the resumer, gives it back the thread, and swaps errno. */
-static inline void leave(struct coro__thread *t, coro_t *co, int state, void *value)
-{
-    coro_t *back = co->resumer;
-
-    check_canary(co);
-    if (co->out)
-        *co->out = value;
-    co->state = state;
-    co->err = *t->errno_ptr;
-    t->current = back;
-    coro__eh_switch(t->eh, &co->eh, back ? &back->eh : &t->main_eh);
-    if (back) {
-        back->state = CORO_RUNNING;
-        *t->errno_ptr = back->err;
-    } else {
-        *t->errno_ptr = t->main_err;
-    }
-}
-
 /* First code run on a new coroutine's stack. */
 static void coro_main(void *p)
 {
@@ -204,8 +166,8 @@ static void coro_main(void *p)
     coro__san_entered(co);
     void *ret = co->fn(co->arg);
 
-    leave(tl, co, CORO_FINISHED, ret);
-    switch_to(&co->ctx, co->caller);
+    coro__leave(tl, co, CORO_FINISHED, ret);
+    coro__switch_to(&co->ctx, co->caller);
     abort(); /* a finished coroutine is never switched to */
 }
 
@@ -402,7 +364,7 @@ static inline __attribute__((always_inline)) int resume_go(struct coro__thread *
     t->current = co;
     *t->errno_ptr = co->err;
     coro__eh_switch(t->eh, self ? &self->eh : &t->main_eh, &co->eh);
-    return switch_to(from, &co->ctx);
+    return coro__switch_to(from, &co->ctx);
 }
 
 /* coro_resume's rare cases (a first resume, every error), out of line so
@@ -446,36 +408,19 @@ int coro__resume_spawned(coro_t *co, void **out)
     return resume_go(t, co, out);
 }
 
-/* For the scheduler: the running coroutine `from` suspends and the
- * suspended (or never run) coroutine `to`, of this thread, continues in its
- * place with the same resumer, as if `from` had yielded and its resumer had
- * resumed `to` at once: one switch instead of two.  Returns 0 when `from`
- * is resumed again; to's pending yield (or transfer) sees NULL. */
-int coro__transfer(coro_t *from, coro_t *to)
+/* A transfer to a coroutine that never ran (see coroutine.h): its stack
+ * first, if it has none yet; nothing switched when that fails. */
+int coro__transfer_first(coro_t *from, coro_t *to)
 {
     struct coro__thread *t = tl;
 
-    if (to->state == CORO_READY) {
-        if (!to->stack) {
-            int err = give_stack(t, to);
-            if (unlikely(err))
-                return err; /* nothing switched: from still runs */
-        }
-        to->owner = t->serial | CORO__OWNER_SPAWNED;
-    } else if (to->in)
-        *to->in = NULL;
-    check_canary(from);
-    to->resumer = from->resumer;
-    to->caller = from->caller;
-    to->out = from->out;
-    from->in = NULL;
-    from->state = CORO_SUSPENDED;
-    from->err = *t->errno_ptr;
-    to->state = CORO_RUNNING;
-    t->current = to;
-    *t->errno_ptr = to->err;
-    coro__eh_switch(t->eh, &from->eh, &to->eh);
-    return switch_to(&from->ctx, &to->ctx);
+    if (!to->stack) {
+        int err = give_stack(t, to);
+        if (unlikely(err))
+            return err;
+    }
+    to->owner = t->serial | CORO__OWNER_SPAWNED;
+    return coro__transfer_go(t, from, to);
 }
 
 int coro_yield(void *out, void **in)
@@ -486,17 +431,8 @@ int coro_yield(void *out, void **in)
     if (unlikely(!co))
         return EPERM;
     co->in = in;
-    leave(t, co, CORO_SUSPENDED, out);
-    return switch_to(&co->ctx, co->caller);
-}
-
-int coro__yield_to_caller(coro_t *co, void *out, void **in)
-{
-    struct coro__thread *t = tl;
-
-    co->in = in;
-    leave(t, co, CORO_SUSPENDED, out);
-    return switch_to(&co->ctx, co->caller);
+    coro__leave(t, co, CORO_SUSPENDED, out);
+    return coro__switch_to(&co->ctx, co->caller);
 }
 
 int coro_destroy(coro_t *co)

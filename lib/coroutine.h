@@ -91,10 +91,6 @@ int coro__thread_need(struct coro__thread **t);
  * directly by the layers above (coro__self) instead of calling coro_self. */
 extern __thread struct coro__thread *coro__tl __attribute__((tls_model("initial-exec")));
 
-/* See lib/coro.c: a yield and a resume in one switch, for the scheduler.
- * Returns ENOMEM without switching when to has no stack yet and none can
- * be had (see CORO__LAZY_STACK). */
-int coro__transfer(coro_t *from, coro_t *to);
 
 /* The top bit of a coroutine's owner marks one made by coro_spawn: the
  * public coro_resume's fast path never matches it (the scheduler resumes
@@ -107,9 +103,6 @@ int coro__transfer(coro_t *from, coro_t *to);
  * stack cannot be had. */
 int coro__resume_spawned(coro_t *co, void **out);
 
-/* coro_yield without its checks: the scheduler's park goes back to the
- * run loop with it. */
-int coro__yield_to_caller(coro_t *co, void *out, void **in);
 
 /* coro_create with flags.  CORO__LAZY_STACK: the coroutine gets its stack
  * at its first resume (or transfer), not now; a coroutine waiting to start
@@ -143,5 +136,95 @@ static inline coro_t *coro__self(void)
 #define CORO__BEFORE_SWITCH(from, to) ((void)0)
 #define CORO__AFTER_SWITCH(from) ((void)0)
 #endif
+
+/* The switch paths, inline so that the scheduler's park (on every channel
+ * operation) switches without a call. */
+
+/* Switches from the running flow to `to`, saving it in `from`; returns 0
+ * when switched back.  Inline so that each caller tail-calls the switch. */
+static inline __attribute__((always_inline)) int coro__switch_to(ucontext_t *from,
+                                                                 const ucontext_t *to)
+{
+    CORO__BEFORE_SWITCH(from, to);
+    int r = coro__ctx_swap(from, to);
+    CORO__AFTER_SWITCH(from);
+    return r;
+}
+
+static inline void coro__check_canary(const coro_t *co)
+{
+    if (__builtin_expect(co->canary, 0) && coro__stack_canary_broken(co->stack))
+        coro__debug_canary(co);
+}
+
+/* Bookkeeping of a coroutine leaving for its resumer (yield or return):
+ * hands value to the resumer, gives it back the thread, and swaps errno. */
+static inline void coro__leave(struct coro__thread *t, coro_t *co, int state, void *value)
+{
+    coro_t *back = co->resumer;
+
+    coro__check_canary(co);
+    if (co->out)
+        *co->out = value;
+    co->state = state;
+    co->err = *t->errno_ptr;
+    t->current = back;
+    coro__eh_switch(t->eh, &co->eh, back ? &back->eh : &t->main_eh);
+    if (back) {
+        back->state = CORO_RUNNING;
+        *t->errno_ptr = back->err;
+    } else {
+        *t->errno_ptr = t->main_err;
+    }
+}
+
+/* The switch of a transfer, once to can run. */
+static inline __attribute__((always_inline)) int coro__transfer_go(struct coro__thread *t,
+                                                                   coro_t *from, coro_t *to)
+{
+    coro__check_canary(from);
+    to->resumer = from->resumer;
+    to->caller = from->caller;
+    to->out = from->out;
+    from->in = NULL;
+    from->state = CORO_SUSPENDED;
+    from->err = *t->errno_ptr;
+    to->state = CORO_RUNNING;
+    t->current = to;
+    *t->errno_ptr = to->err;
+    coro__eh_switch(t->eh, &from->eh, &to->eh);
+    return coro__switch_to(&from->ctx, &to->ctx);
+}
+
+/* lib/coro.c: coro__transfer to a coroutine that never ran. */
+int coro__transfer_first(coro_t *from, coro_t *to);
+
+/* For the scheduler: the running coroutine `from` suspends and the
+ * suspended (or never run) coroutine `to`, of this thread, continues in its
+ * place with the same resumer, as if `from` had yielded and its resumer had
+ * resumed `to` at once: one switch instead of two.  Returns 0 when `from`
+ * is resumed again; to's pending yield (or transfer) sees NULL.  ENOMEM
+ * without switching when to has no stack yet and none can be had (see
+ * CORO__LAZY_STACK).  Inline: it is the switch of every channel hand-off;
+ * the rare first run is out of line. */
+static inline __attribute__((always_inline)) int coro__transfer(coro_t *from, coro_t *to)
+{
+    if (__builtin_expect(to->state == CORO_READY, 0))
+        return coro__transfer_first(from, to);
+    if (to->in)
+        *to->in = NULL;
+    return coro__transfer_go(coro__tl, from, to);
+}
+
+/* coro_yield without its checks: the scheduler's park goes back to the
+ * run loop with it. */
+static inline int coro__yield_to_caller(coro_t *co, void *out, void **in)
+{
+    struct coro__thread *t = coro__tl;
+
+    co->in = in;
+    coro__leave(t, co, CORO_SUSPENDED, out);
+    return coro__switch_to(&co->ctx, co->caller);
+}
 
 #endif

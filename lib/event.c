@@ -66,15 +66,16 @@ int coro_wg_done(coro_wg_t *wg)
 
 int coro_wg_wait(coro_wg_t *wg, int64_t deadline)
 {
+    struct coro__task *k;
     int r;
 
     if (!wg)
         return EINVAL;
-    if ((r = coro__sync_home(wg->home)) || (r = coro__wait_check(deadline)))
+    if ((r = coro__sync_wait_check(wg->home, deadline, &k)))
         return r;
     if (!wg->count)
         return 0;
-    return coro__wait_on(&wg->q, NULL, deadline, "coro_wg_wait");
+    return coro__wait_on(k, &wg->q, NULL, deadline, "coro_wg_wait");
 }
 
 /* --------------------------------------------------------------- future */
@@ -119,17 +120,18 @@ int coro_future_set(coro_future_t *f, void *value)
 
 int coro_future_wait(coro_future_t *f, void **value, int64_t deadline)
 {
+    struct coro__task *k;
     int r;
 
     void *v;
 
     if (!f)
         return EINVAL;
-    if ((r = coro__sync_home(f->home)) || (r = coro__wait_check(deadline)))
+    if ((r = coro__sync_wait_check(f->home, deadline, &k)))
         return r;
     if (f->set)
         v = f->value;
-    else if ((r = coro__wait_on(&f->q, &v, deadline, "coro_future_wait")))
+    else if ((r = coro__wait_on(k, &f->q, &v, deadline, "coro_future_wait")))
         return r;
     if (value)
         *value = v;

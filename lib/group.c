@@ -90,7 +90,7 @@ static int group_wait(coro_group_t *g, int64_t deadline, enum coro__wait_kind ki
         return EPERM;
     if (self->group == g)
         return EDEADLK; /* it would wait for itself */
-    return coro__wait_on_as(&g->q, NULL, deadline, kind, "coro_group_wait");
+    return coro__wait_on_as(self, &g->q, NULL, deadline, kind, "coro_group_wait");
 }
 
 int coro_group_wait(coro_group_t *g, int64_t deadline)

@@ -214,7 +214,7 @@ static int fd_park(struct coro__io *io, int fd, unsigned mask, int64_t deadline,
     wait.w = w;
     wait.n = n;
     io->waiting++;
-    r = coro__wait_block(&wait, deadline, CORO__WAIT_PLAIN, what);
+    r = coro__wait_block(coro__self_task(), &wait, deadline, CORO__WAIT_PLAIN, what);
     io->waiting--;
     return r;
 }
@@ -847,7 +847,7 @@ int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline)
             break;
         }
         io->waiting++;
-        err = coro__wait_block(&wait, deadline, CORO__WAIT_PLAIN, "coro_poll");
+        err = coro__wait_block(coro__self_task(), &wait, deadline, CORO__WAIT_PLAIN, "coro_poll");
         io->waiting--;
     }
     if (!err && !nfds && nready)
@@ -1073,7 +1073,8 @@ int coro_signal_wait(const sigset_t *set, int *signo, int64_t deadline)
         if (!sig) {
             struct sigwant want = { .set = set };
             io->waiting++;
-            err = coro__wait_on(&io->sigq, &want, deadline, "coro_signal_wait");
+            err = coro__wait_on(coro__self_task(), &io->sigq, &want, deadline,
+                                "coro_signal_wait");
             io->waiting--;
             sig = want.signo;
         }

@@ -53,20 +53,21 @@ int coro_mutex_destroy(coro_mutex_t *m)
 
 int coro_mutex_lock(coro_mutex_t *m, int64_t deadline)
 {
+    struct coro__task *k;
     int r;
 
     if (!m)
         return EINVAL;
-    if ((r = coro__sync_home(m->home)) || (r = coro__wait_check(deadline)))
+    if ((r = coro__sync_wait_check(m->home, deadline, &k)))
         return r;
-    uint64_t self = coro_id(coro__self());
+    uint64_t self = coro_id(k->co);
     if (!m->owner) {
         m->owner = self;
         return 0;
     }
     if (m->owner == self)
         return EDEADLK;
-    return coro__wait_on(&m->q, NULL, deadline, "coro_mutex_lock"); /* 0: we own it */
+    return coro__wait_on(k, &m->q, NULL, deadline, "coro_mutex_lock"); /* 0: we own it */
 }
 
 /* Passes m to its first waiter, or frees it. */
@@ -100,13 +101,13 @@ int coro_mutex_unlock(coro_mutex_t *m)
  * it (a cancel stays pending for the next wait).  Only the last stage of
  * breaking a deadlock ends it, when m's owner can never unlock (it
  * finished holding m, or is stuck itself): EDEADLK, m not held. */
-static int mutex_relock(coro_mutex_t *m)
+static int mutex_relock(struct coro__task *k, coro_mutex_t *m)
 {
     if (!m->owner) {
-        m->owner = coro_id(coro__self());
+        m->owner = coro_id(k->co);
         return 0;
     }
-    int r = coro__wait_on_as(&m->q, NULL, -1, CORO__WAIT_RELOCK, "coro_cond_wait");
+    int r = coro__wait_on_as(k, &m->q, NULL, -1, CORO__WAIT_RELOCK, "coro_cond_wait");
     return r ? EDEADLK : 0;
 }
 
@@ -135,14 +136,14 @@ int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline)
 {
     struct coro__waiter w = { .elem = NULL };
     struct coro__wait wait;
+    struct coro__task *k;
     int r, r2;
 
     if (!c || !m)
         return EINVAL;
-    if ((r = coro__sync_home(c->home)) || (r = coro__sync_home(m->home)) ||
-        (r = coro__wait_check(deadline)))
+    if ((r = coro__sync_home(c->home)) || (r = coro__sync_wait_check(m->home, deadline, &k)))
         return r;
-    coro__wait_init(&wait, coro__self());
+    coro__wait_init(&wait, k->co);
     if (m->owner != coro_id(wait.co))
         return EPERM;
     /* A passed deadline or a pending cancel ends the wait before m is
@@ -154,8 +155,8 @@ int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline)
     w.wait = &wait;
     coro__waitq_push(&c->q, &w);
     mutex_release(m);
-    r = coro__wait_block(&wait, deadline, CORO__WAIT_PLAIN, "coro_cond_wait");
-    r2 = mutex_relock(m);
+    r = coro__wait_block(k, &wait, deadline, CORO__WAIT_PLAIN, "coro_cond_wait");
+    r2 = mutex_relock(k, m);
     return r2 ? r2 : r;
 }
 
@@ -208,17 +209,18 @@ int coro_sem_destroy(coro_sem_t *s)
 
 int coro_sem_acquire(coro_sem_t *s, int64_t deadline)
 {
+    struct coro__task *k;
     int r;
 
     if (!s)
         return EINVAL;
-    if ((r = coro__sync_home(s->home)) || (r = coro__wait_check(deadline)))
+    if ((r = coro__sync_wait_check(s->home, deadline, &k)))
         return r;
     if (s->value) {
         s->value--;
         return 0;
     }
-    return coro__wait_on(&s->q, NULL, deadline, "coro_sem_acquire"); /* 0: we got one */
+    return coro__wait_on(k, &s->q, NULL, deadline, "coro_sem_acquire"); /* 0: we got one */
 }
 
 int coro_sem_release(coro_sem_t *s)

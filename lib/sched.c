@@ -117,20 +117,6 @@ struct coro__sched *coro__sched_here(void)
 }
 
 
-int coro__sched_check(void)
-{
-    return coro__self_task() ? 0 : EPERM;
-}
-
-void coro__wait_done(struct coro__wait *wait, int result, size_t index)
-{
-    struct coro__task *k = wait->co->sched;
-
-    wait->result = result;
-    wait->index = index;
-    coro__push_ready(k->s, k);
-}
-
 /* A wait that ends before it starts: a pending cancel, a deadlock being
  * broken, or a deadline already passed.  0 when the wait may park. */
 static inline int wait_early(struct coro__task *k, int64_t deadline, enum coro__wait_kind kind)

@@ -78,10 +78,6 @@ static inline int coro__wait_claimed(struct coro__wait *wait)
     return atomic_load_explicit(&wait->state, memory_order_acquire) != CORO__WAITING;
 }
 
-/* Ends a wait the caller claimed: its coro__wait_park returns result (and
- * index says which clause).  co must be parked in it. */
-void coro__wait_done(struct coro__wait *wait, int result, size_t index);
-
 /* Parks the running scheduled coroutine in wait (initialised, already
  * reachable by its wakers) until a waker claims it, the deadline passes
  * (ETIMEDOUT) or coro_cancel (ECANCELED; not for CORO__WAIT_RELOCK).  A
@@ -101,10 +97,6 @@ static inline int coro__wait_park(struct coro__wait *wait, int64_t deadline,
  * deadline, EPERM; 0 when the wait would park.  For calls that must decide
  * before they do anything that cannot be undone. */
 int coro__wait_early(int64_t deadline);
-
-/* 0 when the caller is a coroutine run by this thread's scheduler (made by
- * coro_spawn), EPERM otherwise: blocking calls check this first. */
-int coro__sched_check(void);
 
 /* This thread's scheduler, made if needed (it lives until the thread
  * exits); NULL only when memory or the thread's state cannot be had.
@@ -230,6 +222,24 @@ static inline struct coro__task *coro__self_task(void)
     return k && k->s->running == k ? k : NULL;
 }
 
+/* 0 when the caller is a coroutine run by this thread's scheduler (made by
+ * coro_spawn), EPERM otherwise: blocking calls check this first. */
+static inline int coro__sched_check(void)
+{
+    return coro__self_task() ? 0 : EPERM;
+}
+
+/* Ends a wait the caller claimed: its coro__wait_park returns result (and
+ * index says which clause).  co must be parked in it, on this thread. */
+static inline void coro__wait_done(struct coro__wait *wait, int result, size_t index)
+{
+    struct coro__task *k = wait->co->sched;
+
+    wait->result = result;
+    wait->index = index;
+    coro__push_ready(k->s, k);
+}
+
 /* lib/sched.c: k, never run, cannot have a stack: it finishes with ENOMEM
  * (its coro_join says so). */
 void coro__task_no_stack(struct coro__task *k);
@@ -272,17 +282,23 @@ static inline __attribute__((always_inline)) int coro__park_in(struct coro__task
     return wait->result;
 }
 
+/* coro__wait_park for k, the caller's task (coro__self_task()). */
+static inline __attribute__((always_inline)) int
+coro__task_park(struct coro__task *k, struct coro__wait *wait, int64_t deadline,
+                enum coro__wait_kind kind, const char *what)
+{
+    if (__builtin_expect(deadline >= 0 || k->cancelled || k->s->drain, 0))
+        return coro__park_slow(k, wait, deadline, kind, what);
+    return coro__park_in(k, wait, kind, what);
+}
+
 static inline __attribute__((always_inline)) int
 coro__wait_park(struct coro__wait *wait, int64_t deadline, enum coro__wait_kind kind,
                 const char *what)
 {
     struct coro__task *k = coro__self_task();
 
-    if (!k)
-        return EPERM;
-    if (__builtin_expect(deadline >= 0 || k->cancelled || k->s->drain, 0))
-        return coro__park_slow(k, wait, deadline, kind, what);
-    return coro__park_in(k, wait, kind, what);
+    return k ? coro__task_park(k, wait, deadline, kind, what) : EPERM;
 }
 
 #endif

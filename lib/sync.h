@@ -117,42 +117,44 @@ static inline void coro__wake_all(struct coro__waitq *q, int result)
         coro__wake(w, result);
 }
 
-/* Parks the caller, whose waiters are queued, until a waker, the deadline
- * or a cancel ends the wait (see coro__wait_park); then takes its waiters
- * off their lists. */
-static inline int coro__wait_block(struct coro__wait *wait, int64_t deadline,
-                                   enum coro__wait_kind kind, const char *what)
+/* Parks the caller (task k), whose waiters are queued, until a waker, the
+ * deadline or a cancel ends the wait (see coro__wait_park); then takes its
+ * waiters off their lists. */
+static inline int coro__wait_block(struct coro__task *k, struct coro__wait *wait,
+                                   int64_t deadline, enum coro__wait_kind kind,
+                                   const char *what)
 {
-    int r = coro__wait_park(wait, deadline, kind, what);
+    int r = coro__task_park(k, wait, deadline, kind, what);
 
     for (size_t i = 0; i < wait->n; i++)
         coro__waitq_unlink(&wait->w[i]);
     return r;
 }
 
-/* Queues the caller on q with elem and waits a wait of the given kind
- * (see coro__wait_block). */
-static inline int coro__wait_on_as(struct coro__waitq *q, void *elem, int64_t deadline,
-                                   enum coro__wait_kind kind, const char *what)
+/* Queues the caller (task k) on q with elem and waits a wait of the given
+ * kind (see coro__wait_block). */
+static inline __attribute__((always_inline)) int
+coro__wait_on_as(struct coro__task *k, struct coro__waitq *q, void *elem, int64_t deadline,
+                 enum coro__wait_kind kind, const char *what)
 {
     struct coro__waiter w = { .elem = elem };
     struct coro__wait wait;
 
-    coro__wait_init(&wait, coro__self());
+    coro__wait_init(&wait, k->co);
     wait.w = &w;
     wait.n = 1;
     w.wait = &wait;
     coro__waitq_push(q, &w);
-    int r = coro__wait_park(&wait, deadline, kind, what);
+    int r = coro__task_park(k, &wait, deadline, kind, what);
     coro__waitq_unlink(&w);
     return r;
 }
 
 /* The same for a plain (cancellable) wait. */
-static inline int coro__wait_on(struct coro__waitq *q, void *elem, int64_t deadline,
-                                const char *what)
+static inline int coro__wait_on(struct coro__task *k, struct coro__waitq *q, void *elem,
+                                int64_t deadline, const char *what)
 {
-    return coro__wait_on_as(q, elem, deadline, CORO__WAIT_PLAIN, what);
+    return coro__wait_on_as(k, q, elem, deadline, CORO__WAIT_PLAIN, what);
 }
 
 /* A zeroed object of size bytes whose first member is its home scheduler,
@@ -175,13 +177,24 @@ static inline int coro__sync_home(const struct coro__sched *home)
     return home == coro__sched_current() ? 0 : EPERM;
 }
 
-/* The checks every waiting call makes next: EINVAL for a deadline below
- * -1, EPERM outside a scheduled coroutine. */
-static inline int coro__wait_check(int64_t deadline)
+/* The checks every waiting call on an object makes first, in one look at
+ * the thread's state: EPERM from a thread other than the object's own,
+ * EINVAL for a deadline below -1, EPERM outside a scheduled coroutine;
+ * else 0 and the caller's task in *k. */
+static inline int coro__sync_wait_check(const struct coro__sched *home, int64_t deadline,
+                                        struct coro__task **k)
 {
+    struct coro__task *self = coro__self_task();
+
+    if (__builtin_expect(!self || self->s != home, 0)) {
+        if (coro__sync_home(home))
+            return EPERM;
+        return deadline < -1 ? EINVAL : EPERM;
+    }
     if (deadline < -1)
         return EINVAL;
-    return coro__sched_check();
+    *k = self;
+    return 0;
 }
 
 #endif

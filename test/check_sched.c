@@ -10,6 +10,7 @@
 #include <coro.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -536,6 +537,61 @@ static void *park_root(void *arg)
     ck_assert_int_eq(park_result, 42);
     return NULL;
 }
+
+/* The claim of a wait record: exactly one of its wakers wins.  A local
+ * record (every waker on the waiter's thread) is claimed once; a remote
+ * one is raced by wakers on several threads, and each record of a batch
+ * must have exactly one winner. */
+START_TEST(claim_has_one_winner)
+{
+    struct coro__wait w;
+
+    coro__wait_init(&w, NULL);
+    ck_assert_int_eq(w.remote, 0);
+    ck_assert_int_eq(coro__wait_claimed(&w), 0);
+    ck_assert_int_eq(coro__wait_claim(&w), 1);
+    ck_assert_int_eq(coro__wait_claimed(&w), 1);
+    ck_assert_int_eq(coro__wait_claim(&w), 0);
+}
+END_TEST
+
+#define CLAIM_RECORDS 20000
+#define CLAIM_THREADS 3
+
+static struct coro__wait claim_records[CLAIM_RECORDS];
+static atomic_int claim_wins[CLAIM_RECORDS];
+static atomic_int claim_go;
+
+static void *claim_racer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&claim_go)) {
+    }
+    for (int i = 0; i < CLAIM_RECORDS; i++)
+        if (coro__wait_claim(&claim_records[i]))
+            atomic_fetch_add(&claim_wins[i], 1);
+    return NULL;
+}
+
+START_TEST(remote_claim_has_one_winner)
+{
+    pthread_t th[CLAIM_THREADS];
+
+    for (int i = 0; i < CLAIM_RECORDS; i++) {
+        coro__wait_init(&claim_records[i], NULL);
+        claim_records[i].remote = 1;
+        atomic_init(&claim_wins[i], 0);
+    }
+    atomic_store(&claim_go, 0);
+    for (int i = 0; i < CLAIM_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, claim_racer, NULL), 0);
+    atomic_store(&claim_go, 1);
+    for (int i = 0; i < CLAIM_THREADS; i++)
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < CLAIM_RECORDS; i++)
+        ck_assert_int_eq(atomic_load(&claim_wins[i]), 1);
+}
+END_TEST
 
 START_TEST(unpark_delivers_result)
 {
@@ -1263,6 +1319,8 @@ static Suite *sched_suite(void)
 
     tc = tcase_create("park");
     tcase_add_checked_fixture(tc, reset, NULL);
+    tcase_add_test(tc, claim_has_one_winner);
+    tcase_add_test(tc, remote_claim_has_one_winner);
     tcase_add_test(tc, unpark_delivers_result);
     tcase_add_test(tc, park_deadline_passes);
     tcase_add_test(tc, unpark_removes_deadline);

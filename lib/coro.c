@@ -195,7 +195,8 @@ static inline void seq_end(coro_t *co)
 static int give_stack(struct coro__thread *t, coro_t *co)
 {
     coro__stack_t *st;
-    int err = coro__stack_alloc(t ? &t->stacks : NULL, co->stack_size, co->guard_size, &st);
+    int err = t ? coro__stack_get(&t->stacks, co->stack_size, co->guard_size, &st)
+                : coro__stack_alloc(NULL, co->stack_size, co->guard_size, &st);
 
     if (unlikely(err))
         return err;
@@ -280,8 +281,7 @@ static inline __attribute__((always_inline)) int create(coro_t **out, coro_fn fn
         co->guard_size = st->pool->guard;
         co->canary = st->guard == CORO__GUARD_CANARY;
     } else {
-        co->stack_size = coro__stack_class(size);
-        co->guard_size = coro__stack_guard(guard);
+        coro__stack_shape(&t->stacks, size, guard, &co->stack_size, &co->guard_size);
         co->canary = 0;
     }
     co->owner = 0;

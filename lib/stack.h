@@ -96,6 +96,8 @@ struct coro__stack_cache {
     } way[CORO__STACK_WAYS];
     size_t last_size, last_guard;   /* the last request that hit way[last] */
     int last;
+    size_t shape[4];                /* coro__stack_shape's last request (size,
+                                     * guard) and answer (usable, guard) */
 };
 
 /* The usable size of the class a request of size bytes falls in (at least
@@ -105,6 +107,22 @@ size_t coro__stack_class(size_t size);
 /* The guard width actually used for a request of guard bytes (0: the
  * default): whole pages. */
 size_t coro__stack_guard(size_t guard);
+
+/* Both of the above for a request, from the cache when it is the request
+ * that last hit it (the class costs a few dozen instructions, and a lazy
+ * spawn asks for it each time). */
+static inline void coro__stack_shape(struct coro__stack_cache *c, size_t size, size_t guard,
+                                     size_t *usable, size_t *g)
+{
+    if (!c->shape[2] || size != c->shape[0] || guard != c->shape[1]) {
+        c->shape[0] = size;
+        c->shape[1] = guard;
+        c->shape[2] = coro__stack_class(size);
+        c->shape[3] = coro__stack_guard(guard);
+    }
+    *usable = c->shape[2];
+    *g = c->shape[3];
+}
 
 /* Returns a stack with at least size usable bytes and a guard of
  * coro__stack_guard(guard) bytes, from cache c (may be NULL) or the pool.
@@ -119,14 +137,16 @@ int coro__stack_alloc(struct coro__stack_cache *c, size_t size, size_t guard,
 void coro__stack_free(struct coro__stack_cache *c, coro__stack_t *st);
 
 /* The fast paths of the two above, inline: the request the cache served
- * last, and a free to the way it came from. */
+ * last (or exactly its class: a lazy spawn's first run asks for its
+ * own), and a free to the way it came from. */
 static inline int coro__stack_get(struct coro__stack_cache *c, size_t size, size_t guard,
                                   coro__stack_t **out)
 {
     struct coro__stack_way *w = &c->way[c->last];
     coro__stack_t *st = w->head;
 
-    if (__builtin_expect(size == c->last_size && guard == c->last_guard && st != NULL, 1)) {
+    if (__builtin_expect(((size == c->last_size && guard == c->last_guard) ||
+                          (size == w->usable && guard == w->guard)) && st != NULL, 1)) {
         w->head = st->next;
         w->count--;
         *out = st;

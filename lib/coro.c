@@ -167,7 +167,7 @@ static void coro_main(void *p)
     void *ret = co->fn(co->arg);
 
     coro__leave(tl, co, CORO_FINISHED, ret);
-    coro__switch_to(&co->ctx, co->caller);
+    coro__switch_to(coro__uc(&co->ctx), co->caller);
     abort(); /* a finished coroutine is never switched to */
 }
 
@@ -204,7 +204,7 @@ static int give_stack(struct coro__thread *t, coro_t *co)
     seq_begin(co);
     co->stack = st;
     co->canary = st->guard == CORO__GUARD_CANARY;
-    coro__ctx_make(&co->ctx, st->lo, (size_t)(st->hi - st->lo), coro_main, co);
+    coro__ctx_make(coro__uc(&co->ctx), st->lo, (size_t)(st->hi - st->lo), coro_main, co);
     st->user = co;
     __atomic_store_n(&co->seq, co->seq + 3, __ATOMIC_RELEASE);
     return 0;
@@ -297,7 +297,7 @@ static inline __attribute__((always_inline)) int create(coro_t **out, coro_fn fn
         co->name[0] = '\0';
     co->name[CORO_NAME_MAX] = '\0';
     if (st) {
-        coro__ctx_make(&co->ctx, st->lo, (size_t)(st->hi - st->lo), coro_main, co);
+        coro__ctx_make(coro__uc(&co->ctx), st->lo, (size_t)(st->hi - st->lo), coro_main, co);
         st->user = co;
     }
     seq_end(co);
@@ -352,7 +352,7 @@ static inline __attribute__((always_inline)) int resume_go(struct coro__thread *
     if (self) {
         self->state = CORO_NORMAL;
         self->err = *t->errno_ptr;
-        from = &self->ctx;
+        from = coro__uc(&self->ctx);
     } else {
         t->main_err = *t->errno_ptr;
         from = &t->main_ctx;
@@ -364,7 +364,7 @@ static inline __attribute__((always_inline)) int resume_go(struct coro__thread *
     t->current = co;
     *t->errno_ptr = co->err;
     coro__eh_switch(t->eh, self ? &self->eh : &t->main_eh, &co->eh);
-    return coro__switch_to(from, &co->ctx);
+    return coro__switch_to(from, coro__uc(&co->ctx));
 }
 
 /* coro_resume's rare cases (a first resume, every error), out of line so
@@ -432,7 +432,7 @@ int coro_yield(void *out, void **in)
         return EPERM;
     co->in = in;
     coro__leave(t, co, CORO_SUSPENDED, out);
-    return coro__switch_to(&co->ctx, co->caller);
+    return coro__switch_to(coro__uc(&co->ctx), co->caller);
 }
 
 int coro_destroy(coro_t *co)

@@ -65,7 +65,7 @@ struct coro {
     int canary;              /* its stack has canary words, no guard pages */
     uint32_t seq;            /* sequence lock of create and destroy: odd while
                               * one runs; live when seq % 4 == 2 */
-    ucontext_t ctx __attribute__((aligned(64)));
+    coro__ctx_t ctx __attribute__((aligned(64)));
                              /* saved registers while it is not running */
     coro_fn fn;
     void *arg;
@@ -193,7 +193,7 @@ static inline __attribute__((always_inline)) int coro__transfer_go(struct coro__
     t->current = to;
     *t->errno_ptr = to->err;
     coro__eh_switch(t->eh, &from->eh, &to->eh);
-    return coro__switch_to(&from->ctx, &to->ctx);
+    return coro__switch_to(coro__uc(&from->ctx), coro__uc(&to->ctx));
 }
 
 /* lib/coro.c: coro__transfer to a coroutine that never ran. */
@@ -224,7 +224,7 @@ static inline int coro__yield_to_caller(coro_t *co, void *out, void **in)
 
     co->in = in;
     coro__leave(t, co, CORO_SUSPENDED, out);
-    return coro__switch_to(&co->ctx, co->caller);
+    return coro__switch_to(coro__uc(&co->ctx), co->caller);
 }
 
 #endif

@@ -199,7 +199,7 @@ static void dump_one(const struct coro__view *v, void *arg)
         return;
     }
     /* Suspended, or normal (it resumed another and waits in coro_resume). */
-    uintptr_t sp = coro__uc_sp(&co->ctx);
+    uintptr_t sp = coro__uc_sp((const ucontext_t *)(const void *)&co->ctx);
     if (sp && v->hi)
         fprintf(d->out, ", in use %zu bytes (at its last switch)",
                 (size_t)((uintptr_t)v->hi - sp));

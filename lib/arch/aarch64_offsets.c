@@ -2,6 +2,8 @@
  * this libc's ucontext_t and the kernel's FP/SIMD record.  No code: a
  * mismatch stops the build. */
 #define _GNU_SOURCE
+#include "../ctx.h"
+
 #include <stddef.h>
 #include <ucontext.h>
 #include <asm/sigcontext.h>
@@ -32,5 +34,8 @@ _Static_assert(sizeof(struct fpsimd_context) == 528, "fpsimd_context size");
 /* The record and its terminator fit in __reserved. */
 _Static_assert(sizeof(struct fpsimd_context) + sizeof(struct _aarch64_ctx) <=
                sizeof(((ucontext_t *)0)->uc_mcontext.__reserved), "__reserved size");
+/* A coroutine keeps the bytes up to the record's terminator only. */
+_Static_assert(CORO__CTX_SIZE >= 464 + sizeof(struct fpsimd_context) + sizeof(struct _aarch64_ctx) &&
+               CORO__CTX_SIZE < sizeof(ucontext_t), "ctx size");
 
 typedef int coro__ctx_offsets_checked;

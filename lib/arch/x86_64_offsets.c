@@ -1,6 +1,8 @@
 /* Build-time check that the offsets hard-coded in lib/arch/<cpu>.S match
  * this libc's ucontext_t.  No code: a mismatch stops the build. */
 #define _GNU_SOURCE
+#include "../ctx.h"
+
 #include <stddef.h>
 #include <ucontext.h>
 
@@ -17,6 +19,8 @@ _Static_assert(GREG(REG_RIP) == 168, "RIP");
 _Static_assert(offsetof(ucontext_t, uc_mcontext.fpregs) == 224, "fpregs");
 _Static_assert(offsetof(ucontext_t, __fpregs_mem) == 424, "fpregs_mem");
 _Static_assert(offsetof(ucontext_t, __fpregs_mem.mxcsr) == 448, "mxcsr");
+/* A coroutine keeps the bytes up to MXCSR only. */
+_Static_assert(CORO__CTX_SIZE >= 448 + 4 && CORO__CTX_SIZE < sizeof(ucontext_t), "ctx size");
 
 
 typedef int coro__ctx_offsets_checked;

@@ -6,6 +6,10 @@
 
 #include <stddef.h>
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
 enum coro__sys_op {
     CORO__SYS_MMAP,
     CORO__SYS_MUNMAP,

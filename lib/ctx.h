@@ -42,11 +42,13 @@ static inline ucontext_t *coro__uc(coro__ctx_t *c)
 void coro__ctx_make(ucontext_t *uc, void *lo, size_t size,
                     void (*entry)(void *), void *arg);
 
-/* Saves the current flow into from and continues the one saved in to.
- * Returns 0 when something switches back to from.  The saved resume point
+/* Saves the current flow into from and continues the one saved in to,
+ * whose own pending coro__ctx_swap returns ret (0 for a flow that starts
+ * there).  Returns the ret of the switch that continues from.  The saved
+ * resume point
  * is this call's return address, so a caller that tail-calls it
  * (`return coro__ctx_swap(...)`) is resumed straight in its own caller: no
  * return crosses stacks, and the return stack predictor stays right. */
-int coro__ctx_swap(ucontext_t *from, const ucontext_t *to);
+int coro__ctx_swap(ucontext_t *from, const ucontext_t *to, int ret);
 
 #endif

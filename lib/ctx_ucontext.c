@@ -31,9 +31,13 @@ void coro__ctx_make(ucontext_t *uc, void *lo, size_t size,
                 (unsigned)(e >> 32), (unsigned)e, (unsigned)(a >> 32), (unsigned)a);
 }
 
-int coro__ctx_swap(ucontext_t *from, const ucontext_t *to)
+/* The ret of the switch that continued this thread's flow last. */
+static __thread int swap_ret;
+
+int coro__ctx_swap(ucontext_t *from, const ucontext_t *to, int ret)
 {
+    swap_ret = ret;
     if (swapcontext(from, to) != 0)
         abort(); /* only fails for a bad pointer */
-    return 0;
+    return swap_ret;
 }

@@ -313,7 +313,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 #if defined(CORO_HAVE_LIBUNWIND)
         if (report_stack) {
             coro__ctx_make(&report_ctx, report_stack, REPORT_STACK, report, NULL);
-            coro__ctx_swap(&fault_ctx, &report_ctx); /* never comes back */
+            coro__ctx_swap(&fault_ctx, &report_ctx, 0); /* never comes back */
         }
 #endif
         report(NULL);

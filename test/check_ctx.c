@@ -59,7 +59,7 @@ static void ping(void *arg)
     got_arg = arg;
     for (;;) {
         trips++;
-        coro__ctx_swap(&co_uc, &main_uc);
+        coro__ctx_swap(&co_uc, &main_uc, 0);
     }
 }
 
@@ -73,7 +73,7 @@ START_TEST(swap_round_trips)
     coro__ctx_make(&co_uc, stk, STACK_SIZE, ping, &marker);
     ck_assert_int_eq(trips, 0); /* make does not run the entry */
     for (int i = 1; i <= 10000; i++) {
-        ck_assert_int_eq(coro__ctx_swap(&main_uc, &co_uc), 0);
+        ck_assert_int_eq(coro__ctx_swap(&main_uc, &co_uc, 0), 0);
         ck_assert_int_eq(trips, i);
     }
     ck_assert_ptr_eq(got_arg, &marker);
@@ -91,7 +91,7 @@ static void ring_member(void *arg)
 
     for (;;) {
         ring_log[ring_len++] = me;
-        coro__ctx_swap(&ring_uc[me], &ring_uc[(me + 1) % 3]);
+        coro__ctx_swap(&ring_uc[me], &ring_uc[(me + 1) % 3], 0);
     }
 }
 
@@ -104,7 +104,7 @@ START_TEST(swap_ring)
     coro__ctx_make(&ring_uc[2], s2, STACK_SIZE, ring_member, (void *)2);
     for (int i = 0; i < 20; i++) {
         ring_log[ring_len++] = 0;
-        coro__ctx_swap(&ring_uc[0], &ring_uc[1]);
+        coro__ctx_swap(&ring_uc[0], &ring_uc[1], 0);
     }
     ck_assert_int_eq(ring_len, 60);
     for (int i = 0; i < ring_len; i++)
@@ -122,11 +122,11 @@ START_TEST(make_again_restarts)
 
     trips = 0;
     coro__ctx_make(&co_uc, stk, STACK_SIZE, ping, &a);
-    coro__ctx_swap(&main_uc, &co_uc);
-    coro__ctx_swap(&main_uc, &co_uc);
+    coro__ctx_swap(&main_uc, &co_uc, 0);
+    coro__ctx_swap(&main_uc, &co_uc, 0);
     ck_assert_ptr_eq(got_arg, &a);
     coro__ctx_make(&co_uc, stk, STACK_SIZE, ping, &b);
-    coro__ctx_swap(&main_uc, &co_uc);
+    coro__ctx_swap(&main_uc, &co_uc, 0);
     ck_assert_ptr_eq(got_arg, &b);
     ck_assert_int_eq(trips, 3);
     stack_delete(stk);
@@ -142,7 +142,7 @@ static void where_am_i(void *unused)
     (void)unused;
     seen_sp = (uintptr_t)&here;
     for (;;)
-        coro__ctx_swap(&co_uc, &main_uc);
+        coro__ctx_swap(&co_uc, &main_uc, 0);
 }
 
 START_TEST(runs_on_given_stack)
@@ -151,7 +151,7 @@ START_TEST(runs_on_given_stack)
 
     /* A smaller size than the mapping: the entry must stay below it. */
     coro__ctx_make(&co_uc, stk, STACK_SIZE / 2, where_am_i, NULL);
-    coro__ctx_swap(&main_uc, &co_uc);
+    coro__ctx_swap(&main_uc, &co_uc, 0);
     ck_assert_uint_gt(seen_sp, (uintptr_t)stk);
     ck_assert_uint_lt(seen_sp, (uintptr_t)stk + STACK_SIZE / 2);
     stack_delete(stk);
@@ -170,7 +170,7 @@ END_TEST
 /* Called from the asm below through this pointer, a C operand, so that
  * link-time optimisation sees the use (a name inside an asm string is
  * invisible to it, and it may rename a hidden function). */
-static int (*const swap_fn)(ucontext_t *, const ucontext_t *) = coro__ctx_swap;
+static int (*const swap_fn)(ucontext_t *, const ucontext_t *, int) = coro__ctx_swap;
 
 static void swap_with_pattern(ucontext_t *from, const ucontext_t *to,
                               uint64_t p, uint64_t *got)
@@ -258,6 +258,33 @@ START_TEST(callee_saved_registers_survive)
 END_TEST
 #endif
 
+/* A switch hands its third argument to the flow it continues, as the
+ * return value of that flow's own pending swap (coro_close's ECANCELED). */
+static int ret_seen[3];
+
+static void ret_entry(void *unused)
+{
+    (void)unused;
+    ret_seen[0] = coro__ctx_swap(&co_uc, &main_uc, 7);
+    ret_seen[1] = coro__ctx_swap(&co_uc, &main_uc, -1);
+    for (;;)
+        coro__ctx_swap(&co_uc, &main_uc, 0);
+}
+
+START_TEST(swap_passes_its_value)
+{
+    void *stk = stack_new();
+
+    coro__ctx_make(&co_uc, stk, STACK_SIZE, ret_entry, NULL);
+    ck_assert_int_eq(coro__ctx_swap(&main_uc, &co_uc, 99), 7); /* first entry ignores 99 */
+    ck_assert_int_eq(coro__ctx_swap(&main_uc, &co_uc, 125), -1);
+    ck_assert_int_eq(ret_seen[0], 125);
+    ck_assert_int_eq(coro__ctx_swap(&main_uc, &co_uc, 3), 0);
+    ck_assert_int_eq(ret_seen[1], 3);
+    stack_delete(stk);
+}
+END_TEST
+
 /* Portable counterpart: many values live across the switch, on both sides,
  * so the compiler keeps some in callee-saved registers. */
 static volatile uint64_t seed = 7;
@@ -269,7 +296,7 @@ static void busy_entry(void *unused)
     for (;;) {
         uint64_t a = seed * 3, b = seed * 5, c = seed * 7, d = seed * 11,
                  e = seed * 13, f = seed * 17, g = seed * 19, h = seed * 23;
-        coro__ctx_swap(&co_uc, &main_uc);
+        coro__ctx_swap(&co_uc, &main_uc, 0);
         if (a != seed * 3 || b != seed * 5 || c != seed * 7 || d != seed * 11 ||
             e != seed * 13 || f != seed * 17 || g != seed * 19 || h != seed * 23)
             co_sum_bad++;
@@ -285,7 +312,7 @@ START_TEST(live_values_survive)
     for (int i = 0; i < 1000; i++) {
         uint64_t a = seed + 1, b = seed + 2, c = seed + 3, d = seed + 4,
                  e = seed + 5, f = seed + 6, g = seed + 7, h = seed + 8;
-        coro__ctx_swap(&main_uc, &co_uc);
+        coro__ctx_swap(&main_uc, &co_uc, 0);
         ck_assert(a == seed + 1 && b == seed + 2 && c == seed + 3 &&
                   d == seed + 4 && e == seed + 5 && f == seed + 6 &&
                   g == seed + 7 && h == seed + 8);
@@ -315,7 +342,7 @@ static void align_entry(void *unused)
     entry_frame = (uintptr_t)__builtin_frame_address(0);
     nested();
     for (;;)
-        coro__ctx_swap(&co_uc, &main_uc);
+        coro__ctx_swap(&co_uc, &main_uc, 0);
 }
 
 START_TEST(entry_stack_aligned)
@@ -326,7 +353,7 @@ START_TEST(entry_stack_aligned)
     for (size_t off = 0; off < 16; off++) {
         entry_frame = nested_frame = 1;
         coro__ctx_make(&co_uc, stk, STACK_SIZE - off, align_entry, NULL);
-        coro__ctx_swap(&main_uc, &co_uc);
+        coro__ctx_swap(&main_uc, &co_uc, 0);
         ck_assert_msg(entry_frame % 16 == 0, "size -%zu: frame %#lx", off,
                       (unsigned long)entry_frame);
         ck_assert_msg(nested_frame % 16 == 0, "size -%zu: nested frame %#lx",
@@ -394,7 +421,7 @@ static void fp_entry(void *unused)
         if (fegetround() == FE_UPWARD && rounding_seen() == 1)
             co_fp_ok++;
         co_fp_rounds++;
-        coro__ctx_swap(&co_uc, &main_uc);
+        coro__ctx_swap(&co_uc, &main_uc, 0);
     }
 }
 
@@ -409,7 +436,7 @@ START_TEST(fp_control_per_context)
         /* Alternate what main uses so both sides change between switches. */
         int mine = i % 2 ? FE_DOWNWARD : FE_TONEAREST;
         fesetround(mine);
-        coro__ctx_swap(&main_uc, &co_uc);
+        coro__ctx_swap(&main_uc, &co_uc, 0);
         ck_assert_int_eq(fegetround(), mine);
         ck_assert_int_eq(rounding_seen(), -1);
     }
@@ -449,7 +476,7 @@ static void regs_entry(void *unused)
     for (;;) {
         co_mxcsr_seen = _mm_getcsr() & 0xffc0u; /* control bits, not flags */
         co_fpcw_seen = get_fpcw();
-        coro__ctx_swap(&co_uc, &main_uc);
+        coro__ctx_swap(&co_uc, &main_uc, 0);
     }
 }
 
@@ -466,7 +493,7 @@ START_TEST(mxcsr_and_x87_cw_per_context)
         unsigned short c = i % 3 ? (unsigned short)0x037f : (unsigned short)0x077f;
         _mm_setcsr(m);
         set_fpcw(c);
-        coro__ctx_swap(&main_uc, &co_uc);
+        coro__ctx_swap(&main_uc, &co_uc, 0);
         ck_assert_uint_eq(co_mxcsr_seen, CO_MXCSR);
         ck_assert_uint_eq(co_fpcw_seen, CO_FPCW);
         ck_assert_uint_eq(_mm_getcsr() & 0xffc0u, m);
@@ -487,7 +514,7 @@ static void report_round(void *unused)
     (void)unused;
     first_round = fegetround();
     for (;;)
-        coro__ctx_swap(&co_uc, &main_uc);
+        coro__ctx_swap(&co_uc, &main_uc, 0);
 }
 
 START_TEST(make_copies_fp_control)
@@ -497,7 +524,7 @@ START_TEST(make_copies_fp_control)
     fesetround(FE_UPWARD);
     coro__ctx_make(&co_uc, stk, STACK_SIZE, report_round, NULL);
     fesetround(FE_TONEAREST);
-    coro__ctx_swap(&main_uc, &co_uc);
+    coro__ctx_swap(&main_uc, &co_uc, 0);
     ck_assert_int_eq(first_round, FE_UPWARD);
     ck_assert_int_eq(fegetround(), FE_TONEAREST);
     stack_delete(stk);
@@ -509,6 +536,7 @@ static Suite *ctx_suite(void)
     Suite *s = suite_create("ctx");
     TCase *tc = tcase_create("switch");
 
+    tcase_add_test(tc, swap_passes_its_value);
     tcase_add_test(tc, swap_round_trips);
     tcase_add_test(tc, swap_ring);
     tcase_add_test(tc, make_again_restarts);

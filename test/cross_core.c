@@ -68,7 +68,7 @@ static void raw_entry(void *p)
     for (;;) {
         r->sp_mod16 |= (uintptr_t)__builtin_frame_address(0) % 16;
         r->count++;
-        r->swap_ret |= coro__ctx_swap(&r->co, &r->main);
+        r->swap_ret |= coro__ctx_swap(&r->co, &r->main, 0);
     }
 }
 
@@ -85,7 +85,7 @@ static int test_ctx_swap(void)
     coro__ctx_make(&r.co, stack + 3, size + 5, raw_entry, &r);
     CHECK(fesetround(FE_TONEAREST) == 0);
     for (long i = 1; i <= 1000; i++) {
-        CHECK(coro__ctx_swap(&r.main, &r.co) == 0);
+        CHECK(coro__ctx_swap(&r.main, &r.co, 0) == 0);
         CHECK(r.count == i);
     }
     CHECK(r.swap_ret == 0);

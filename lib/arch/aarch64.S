@@ -56,10 +56,10 @@
 
     .text
 
-/* int coro__ctx_swap(ucontext_t *from, const ucontext_t *to)
+/* int coro__ctx_swap(ucontext_t *from, const ucontext_t *to, int ret)
  * Ends with an indirect branch, not ret: a ret to another stack's return
- * address is mispredicted on every switch.  Returns 0 (w0) to the flow it
- * continues, as seen by that flow's own call. */
+ * address is mispredicted on every switch.  The flow it continues sees its
+ * own call return ret (w0). */
     .globl  coro__ctx_swap
     .hidden coro__ctx_swap
     .type   coro__ctx_swap, %function
@@ -67,6 +67,7 @@
 coro__ctx_swap:
     .cfi_startproc
     BTI_C
+    mov     w7, w2                      /* ret: x2 is needed below */
     stp     x19, x20, [x0, #UC_X19]
     stp     x21, x22, [x0, #UC_X21]
     stp     x23, x24, [x0, #UC_X23]
@@ -106,7 +107,7 @@ coro__ctx_swap:
 .Lfpcr_done:
     ldp     x2, x16, [x1, #UC_SP]
     mov     sp, x2
-    mov     w0, #0
+    mov     w0, w7
     JUMP_X16
 .Lload_fpsr:
     msr     fpsr, x4

@@ -45,10 +45,10 @@
 
     .text
 
-/* int coro__ctx_swap(ucontext_t *from, const ucontext_t *to)
+/* int coro__ctx_swap(ucontext_t *from, const ucontext_t *to, int ret)
  * Ends with an indirect jmp, not ret: a ret to another stack's return
- * address is mispredicted on every switch.  Returns 0 (eax) to the flow it
- * continues, as seen by that flow's own call. */
+ * address is mispredicted on every switch.  The flow it continues sees its
+ * own call return ret (eax). */
     .globl  coro__ctx_swap
     .hidden coro__ctx_swap
     .type   coro__ctx_swap, @function
@@ -88,7 +88,7 @@ coro__ctx_swap:
     jne     .Lload_fpcw
 .Lfpcw_done:
     movq    UC_RSP(%rsi), %rsp
-    xorl    %eax, %eax
+    movl    %edx, %eax
     jmpq    *UC_RIP(%rsi)
 .Lload_mxcsr:
     /* The target's control bits with the current exception flags: the

@@ -130,7 +130,9 @@ CORO_API int coro_resume(coro_t *co, void *in, void **out);
 /* Suspends the running coroutine and returns to whoever resumed it, which
  * receives out.  When resumed again, *in (if in is not NULL) is set to the
  * value given to that coro_resume.
- * Returns 0; EPERM if called outside any coroutine. */
+ * Returns 0; EPERM if called outside any coroutine; ECANCELED once
+ * coro_close is closing the coroutine (then it does not suspend: the
+ * coroutine should release what it holds and return). */
 CORO_API int coro_yield(void *out, void **in);
 
 /* Frees a coroutine and returns its stack to the cache.  A suspended
@@ -139,6 +141,17 @@ CORO_API int coro_yield(void *out, void **in);
  * Returns 0; EINVAL if co is NULL; EBUSY if co is running or normal;
  * EPERM if co was made by coro_spawn (coro_join frees it). */
 CORO_API int coro_destroy(coro_t *co);
+
+/* Lua 5.4's coroutine.close: ends a coroutine letting it release what it
+ * holds, then frees it.  A suspended co is resumed with its pending
+ * coro_yield returning ECANCELED, and every later coro_yield of it returns
+ * ECANCELED at once, so it runs to its end (its return value is dropped);
+ * a coroutine that yields in a loop without looking at the result never
+ * ends.  A READY (never run) or finished co is just destroyed.
+ * Returns 0; EINVAL if co is NULL; EBUSY if co is running or normal;
+ * EPERM if co was made by coro_spawn (coro_cancel ends those) or is
+ * suspended on another thread. */
+CORO_API int coro_close(coro_t *co);
 
 /* The state of co; CORO_FINISHED for NULL. */
 CORO_API coro_state_t coro_state(const coro_t *co);

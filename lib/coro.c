@@ -167,7 +167,7 @@ static void coro_main(void *p)
     void *ret = co->fn(co->arg);
 
     coro__leave(tl, co, CORO_FINISHED, ret);
-    coro__switch_to(coro__uc(&co->ctx), co->caller);
+    coro__switch_to(coro__uc(&co->ctx), co->caller, 0);
     abort(); /* a finished coroutine is never switched to */
 }
 
@@ -285,6 +285,7 @@ static inline __attribute__((always_inline)) int create(coro_t **out, coro_fn fn
         co->canary = 0;
     }
     co->owner = 0;
+    co->closing = 0;
     co->id = new_id(t);
     co->state = CORO_READY;
     co->err = 0;
@@ -345,7 +346,7 @@ static int resume_check_slow(coro_t *co, struct coro__thread **tp)
 /* The switch of a resume, once checked: co continues, the caller (a
  * coroutine or the thread's own flow) waits in it. */
 static inline __attribute__((always_inline)) int resume_go(struct coro__thread *t, coro_t *co,
-                                                           void **out)
+                                                           void **out, int ret)
 {
     coro_t *self = t->current;
     ucontext_t *from;
@@ -364,7 +365,7 @@ static inline __attribute__((always_inline)) int resume_go(struct coro__thread *
     t->current = co;
     *t->errno_ptr = co->err;
     coro__eh_switch(t->eh, self ? &self->eh : &t->main_eh, &co->eh);
-    return coro__switch_to(from, coro__uc(&co->ctx));
+    return coro__switch_to(from, coro__uc(&co->ctx), ret);
 }
 
 /* coro_resume's rare cases (a first resume, every error), out of line so
@@ -375,7 +376,7 @@ static __attribute__((noinline)) int coro__resume_slow(coro_t *co, void **out)
     struct coro__thread *t = tl;
     int err = resume_check_slow(co, &t);
 
-    return err ? err : resume_go(t, co, out);
+    return err ? err : resume_go(t, co, out, 0);
 }
 
 int coro_resume(coro_t *co, void *in, void **out)
@@ -388,7 +389,7 @@ int coro_resume(coro_t *co, void *in, void **out)
         return coro__resume_slow(co, out); /* in: ignored on a first resume */
     if (co->in)
         *co->in = in;
-    return resume_go(t, co, out);
+    return resume_go(t, co, out, 0);
 }
 
 int coro__resume_spawned(coro_t *co, void **out)
@@ -405,7 +406,7 @@ int coro__resume_spawned(coro_t *co, void **out)
     } else if (co->in) {
         *co->in = NULL;
     }
-    return resume_go(t, co, out);
+    return resume_go(t, co, out, 0);
 }
 
 /* A transfer to a coroutine that never ran (see coroutine.h): its stack
@@ -430,9 +431,11 @@ int coro_yield(void *out, void **in)
 
     if (unlikely(!co))
         return EPERM;
+    if (unlikely(co->closing))
+        return ECANCELED; /* coro_close: on to its end, no switch */
     co->in = in;
     coro__leave(t, co, CORO_SUSPENDED, out);
-    return coro__switch_to(coro__uc(&co->ctx), co->caller);
+    return coro__switch_to(coro__uc(&co->ctx), co->caller, 0);
 }
 
 int coro_destroy(coro_t *co)
@@ -456,6 +459,29 @@ int coro_destroy(coro_t *co)
         coro__stack_put(t ? &t->stacks : NULL, st);
     desc_put(t ? &t->descs : NULL, co);
     return 0;
+}
+
+int coro_close(coro_t *co)
+{
+    if (!co)
+        return EINVAL;
+    if (co->sched)
+        return EPERM; /* spawned: coro_cancel ends those */
+    if (co->state == CORO_RUNNING || co->state == CORO_NORMAL)
+        return EBUSY;
+    if (co->state == CORO_SUSPENDED) {
+        struct coro__thread *t = tl;
+        if (!t || co->owner != t->serial)
+            return EPERM; /* it runs on another thread */
+        /* Its pending yield returns ECANCELED and every later one fails
+         * without switching, so this resume comes back only when it has
+         * finished. */
+        co->closing = 1;
+        if (co->in)
+            *co->in = NULL;
+        resume_go(t, co, NULL, ECANCELED);
+    }
+    return coro_destroy(co);
 }
 
 int coro__drop_stack(coro_t *co)

@@ -63,6 +63,7 @@ struct coro {
     int state;               /* coro_state_t */
     int err;                 /* its errno while it is not running */
     int canary;              /* its stack has canary words, no guard pages */
+    int closing;             /* coro_close runs it to its end: yields fail */
     uint32_t seq;            /* sequence lock of create and destroy: odd while
                               * one runs; live when seq % 4 == 2 */
     coro__ctx_t ctx __attribute__((aligned(64)));
@@ -140,13 +141,14 @@ static inline coro_t *coro__self(void)
 /* The switch paths, inline so that the scheduler's park (on every channel
  * operation) switches without a call. */
 
-/* Switches from the running flow to `to`, saving it in `from`; returns 0
- * when switched back.  Inline so that each caller tail-calls the switch. */
+/* Switches from the running flow to `to`, saving it in `from`; to's
+ * pending switch returns ret (see coro__ctx_swap); returns what the switch
+ * back passes.  Inline so that each caller tail-calls the switch. */
 static inline __attribute__((always_inline)) int coro__switch_to(ucontext_t *from,
-                                                                 const ucontext_t *to)
+                                                                 const ucontext_t *to, int ret)
 {
     CORO__BEFORE_SWITCH(from, to);
-    int r = coro__ctx_swap(from, to);
+    int r = coro__ctx_swap(from, to, ret);
     CORO__AFTER_SWITCH(from);
     return r;
 }
@@ -193,7 +195,7 @@ static inline __attribute__((always_inline)) int coro__transfer_go(struct coro__
     t->current = to;
     *t->errno_ptr = to->err;
     coro__eh_switch(t->eh, &from->eh, &to->eh);
-    return coro__switch_to(coro__uc(&from->ctx), coro__uc(&to->ctx));
+    return coro__switch_to(coro__uc(&from->ctx), coro__uc(&to->ctx), 0);
 }
 
 /* lib/coro.c: coro__transfer to a coroutine that never ran. */
@@ -224,7 +226,7 @@ static inline int coro__yield_to_caller(coro_t *co, void *out, void **in)
 
     co->in = in;
     coro__leave(t, co, CORO_SUSPENDED, out);
-    return coro__switch_to(coro__uc(&co->ctx), co->caller);
+    return coro__switch_to(coro__uc(&co->ctx), co->caller, 0);
 }
 
 #endif

@@ -1394,6 +1394,180 @@ START_TEST(dump_while_another_thread_churns)
 }
 END_TEST
 
+/* ------------------------------------------------------------ coro_close */
+
+/* A generator that owns a buffer: it yields until a yield fails, then
+ * frees what it holds.  *yields_failed counts the failed yields (its
+ * cleanup yields once more, which must fail at once too). */
+struct gen {
+    int cleaned;
+    int first_err;
+    int second_err;
+    long produced;
+};
+
+static void *generator(void *arg)
+{
+    struct gen *g = arg;
+    char *buf = malloc(4096);
+    int err;
+
+    ck_assert_ptr_nonnull(buf);
+    while ((err = coro_yield((void *)(intptr_t)++g->produced, NULL)) == 0) {
+    }
+    g->first_err = err;
+    g->second_err = coro_yield(NULL, NULL); /* a later yield: no switch */
+    free(buf);
+    g->cleaned = 1;
+    return (void *)1;
+}
+
+START_TEST(close_runs_a_generators_cleanup)
+{
+    struct gen g = {0, 0, 0, 0};
+    coro_t *co;
+    void *out = NULL;
+
+    ck_assert_int_eq(coro_create(&co, generator, &g, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, &out), 0);
+    ck_assert_int_eq((intptr_t)out, 1);
+    ck_assert_int_eq(coro_resume(co, NULL, &out), 0);
+    ck_assert_int_eq((intptr_t)out, 2);
+    errno = 4242;
+    ck_assert_int_eq(coro_close(co), 0);
+    ck_assert_int_eq(errno, 4242);
+    ck_assert_int_eq(g.cleaned, 1);
+    ck_assert_int_eq(g.first_err, ECANCELED);
+    ck_assert_int_eq(g.second_err, ECANCELED);
+    ck_assert_int_eq(g.produced, 2);
+}
+END_TEST
+
+static int never_ran;
+
+static void *must_not_run(void *arg)
+{
+    (void)arg;
+    never_ran = 0;
+    return NULL;
+}
+
+START_TEST(close_of_ready_and_finished_destroys)
+{
+    coro_t *co;
+
+    never_ran = 1;
+    ck_assert_int_eq(coro_create(&co, must_not_run, NULL, NULL), 0);
+    ck_assert_int_eq(coro_close(co), 0); /* READY: not run */
+    ck_assert_int_eq(never_ran, 1);
+    ck_assert_int_eq(coro_create(&co, must_not_run, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(coro_state(co), CORO_FINISHED);
+    ck_assert_int_eq(coro_close(co), 0);
+    ck_assert_int_eq(coro_close(NULL), EINVAL);
+}
+END_TEST
+
+static coro_t *close_outer;
+static int close_self_err, close_outer_err;
+
+static void *closes_inner(void *arg)
+{
+    (void)arg;
+    close_outer_err = coro_close(close_outer); /* NORMAL: resumed us */
+    return NULL;
+}
+
+static void *closes_itself(void *arg)
+{
+    coro_t *inner;
+
+    (void)arg;
+    close_self_err = coro_close(coro_self()); /* RUNNING */
+    ck_assert_int_eq(coro_create(&inner, closes_inner, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(inner, NULL, NULL), 0);
+    ck_assert_int_eq(coro_destroy(inner), 0);
+    return NULL;
+}
+
+START_TEST(close_of_running_or_normal_is_busy)
+{
+    ck_assert_int_eq(coro_create(&close_outer, closes_itself, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(close_outer, NULL, NULL), 0);
+    ck_assert_int_eq(close_self_err, EBUSY);
+    ck_assert_int_eq(close_outer_err, EBUSY);
+    ck_assert_int_eq(coro_close(close_outer), 0);
+}
+END_TEST
+
+/* The closed coroutine's cleanup may itself resume and close others. */
+static void *closes_child_on_cancel(void *arg)
+{
+    struct gen *child_state = arg;
+    coro_t *child;
+
+    ck_assert_int_eq(coro_create(&child, generator, child_state, NULL), 0);
+    ck_assert_int_eq(coro_resume(child, NULL, NULL), 0);
+    while (coro_yield(NULL, NULL) == 0)
+        ck_assert_int_eq(coro_resume(child, NULL, NULL), 0);
+    ck_assert_int_eq(coro_close(child), 0);
+    return NULL;
+}
+
+START_TEST(close_nests)
+{
+    struct gen child = {0, 0, 0, 0};
+    coro_t *co;
+
+    ck_assert_int_eq(coro_create(&co, closes_child_on_cancel, &child, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(coro_close(co), 0);
+    ck_assert_int_eq(child.cleaned, 1);
+    ck_assert_int_eq(child.produced, 2);
+}
+END_TEST
+
+static void *spawned_body(void *arg)
+{
+    return arg;
+}
+
+static void *joins_it(void *arg)
+{
+    ck_assert_int_eq(coro_join(arg, NULL, -1), 0);
+    return NULL;
+}
+
+static coro_t *other_threads;
+
+static void *close_from_thread(void *arg)
+{
+    *(int *)arg = coro_close(other_threads);
+    return NULL;
+}
+
+START_TEST(close_refuses_spawned_and_foreign)
+{
+    struct gen g = {0, 0, 0, 0};
+    coro_t *co;
+    pthread_t th;
+    int err = 0;
+
+    ck_assert_int_eq(coro_spawn(&co, spawned_body, NULL, NULL), 0);
+    ck_assert_int_eq(coro_close(co), EPERM);
+    ck_assert_int_eq(coro_spawn(NULL, joins_it, co, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_int_eq(coro_create(&other_threads, generator, &g, NULL), 0);
+    ck_assert_int_eq(coro_resume(other_threads, NULL, NULL), 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, close_from_thread, &err), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(err, EPERM);
+    ck_assert_int_eq(coro_close(other_threads), 0);
+    ck_assert_int_eq(g.cleaned, 1);
+}
+END_TEST
+
 static Suite *coro_suite(void)
 {
     Suite *s = suite_create("coro");
@@ -1453,6 +1627,14 @@ static Suite *coro_suite(void)
     tcase_add_test(tc, errno_nested);
     tcase_add_test(tc, rounding_per_coroutine);
     tcase_add_test(tc, printf_double_in_coroutine);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("close");
+    tcase_add_test(tc, close_runs_a_generators_cleanup);
+    tcase_add_test(tc, close_of_ready_and_finished_destroys);
+    tcase_add_test(tc, close_of_running_or_normal_is_busy);
+    tcase_add_test(tc, close_nests);
+    tcase_add_test(tc, close_refuses_spawned_and_foreign);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");

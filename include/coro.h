@@ -130,9 +130,10 @@ CORO_API int coro_resume(coro_t *co, void *in, void **out);
 /* Suspends the running coroutine and returns to whoever resumed it, which
  * receives out.  When resumed again, *in (if in is not NULL) is set to the
  * value given to that coro_resume.
- * Returns 0; EPERM if called outside any coroutine; ECANCELED once
- * coro_close is closing the coroutine (then it does not suspend: the
- * coroutine should release what it holds and return). */
+ * Returns 0; EPERM if called outside any coroutine; ECANCELED when
+ * coro_close resumed the coroutine to end it, and at once, without
+ * suspending, for every yield after that: the coroutine should release
+ * what it holds and return. */
 CORO_API int coro_yield(void *out, void **in);
 
 /* Frees a coroutine and returns its stack to the cache.  A suspended
@@ -170,6 +171,38 @@ CORO_API const char *coro_name(const coro_t *co);
 /* The usable stack size of co in bytes (at least the size asked for); 0 for
  * NULL. */
 CORO_API size_t coro_stack_size(const coro_t *co);
+
+/* ----------------------------------------------- coroutine-local storage */
+/* pthread keys, per coroutine: each coroutine (made by coro_create or
+ * coro_spawn) has its own value for every key, NULL until it sets one;
+ * the thread's own flow (outside any coroutine) has one too, a plain
+ * thread-local value.  When a coroutine finishes (before the resume or
+ * join that sees it end returns), is closed or is destroyed, each of its
+ * non-NULL values is handed to its key's destructor, as pthread does at
+ * thread exit (the thread's own values then). */
+
+/* The number of keys that can exist at once. */
+#define CORO_KEYS_MAX 256
+
+typedef unsigned coro_key_t;
+
+/* Makes a new key, whose value is NULL in every coroutine, with an optional
+ * destructor.  Thread-safe.
+ * Returns 0; EINVAL if key is NULL; EAGAIN if CORO_KEYS_MAX keys exist. */
+CORO_API int coro_key_create(coro_key_t *key, void (*destructor)(void *));
+
+/* Deletes key: its values read as NULL from now on, and no destructor is
+ * called for them (free them first if they need it).  Thread-safe.
+ * Returns 0; EINVAL if key is not a key (never made, or deleted). */
+CORO_API int coro_key_delete(coro_key_t key);
+
+/* Sets the running coroutine's (or the thread's own flow's) value of key.
+ * Returns 0; EINVAL if key is not a key; ENOMEM (the value is not set). */
+CORO_API int coro_setspecific(coro_key_t key, const void *value);
+
+/* The running coroutine's (or the thread's own flow's) value of key; NULL
+ * if it set none, or key is not a key. */
+CORO_API void *coro_getspecific(coro_key_t key);
 
 /* ------------------------------------------------------------- scheduler */
 /* Each thread has its own scheduler, made by its first coro_spawn (or

@@ -44,6 +44,8 @@ static void thread_exit(void *p)
 {
     struct coro__thread *t = p;
 
+    if (t->keys)
+        coro__keys_finish(&t->keys);
     coro__sched_thread_exit(t);
     coro__debug_thread_stop();
     coro__desc_flush(&t->descs);
@@ -166,6 +168,9 @@ static void coro_main(void *p)
     coro__san_entered(co);
     void *ret = co->fn(co->arg);
 
+    if (co->keys)
+        coro__keys_finish(&co->keys); /* before the resume that sees it end */
+
     coro__leave(tl, co, CORO_FINISHED, ret);
     coro__switch_to(coro__uc(&co->ctx), co->caller, 0);
     abort(); /* a finished coroutine is never switched to */
@@ -286,6 +291,7 @@ static inline __attribute__((always_inline)) int create(coro_t **out, coro_fn fn
     }
     co->owner = 0;
     co->closing = 0;
+    co->keys = NULL;
     co->id = new_id(t);
     co->state = CORO_READY;
     co->err = 0;
@@ -446,6 +452,8 @@ int coro_destroy(coro_t *co)
         return EBUSY;
     if (co->sched)
         return EPERM; /* spawned: its scheduler frees it */
+    if (co->keys)
+        coro__keys_finish(&co->keys); /* abandoned: its values still go */
     coro__san_destroyed(co);
     /* Not made for a thread that has none (one exiting, say): the stack
      * and descriptor then go straight back to the pool and the table. */

@@ -40,9 +40,17 @@ struct coro__thread {
     ucontext_t main_ctx;     /* the thread's own flow while a coroutine runs */
     struct coro__eh *eh;     /* the C++ runtime's exception state (cxx.h), or NULL */
     struct coro__eh main_eh; /* the thread's own while a coroutine runs */
+    struct coro__keys *keys; /* the thread's own flow's coroutine-local
+                              * values (lib/key.c), or NULL */
     struct coro__desc_cache descs;   /* coro part: free descriptors */
     struct coro__stack_cache stacks; /* stack part: stacks as they are */
 };
+
+/* lib/key.c: hands each value of *ksp to its key's destructor (pthread's
+ * rules: NULL values and deleted keys skipped, a few rounds while the
+ * destructors set new ones), then frees the array; *ksp is NULL after. */
+struct coro__keys;
+void coro__keys_finish(struct coro__keys **ksp);
 
 /* The sched layer's part of thread exit, called first (lib/sched.c
  * defines it; coro.c has a weak no-op for programs without it). */
@@ -75,6 +83,7 @@ struct coro {
     void *sched;             /* the sched layer's per-coroutine data */
     void *debug;             /* the debug layer's per-coroutine data (sanitizers) */
     struct coro__eh eh;      /* its C++ exception state while it is not running */
+    struct coro__keys *keys; /* its coroutine-local values, or NULL */
     struct coro *next_free;  /* link while free in the descriptor table */
     size_t stack_size;       /* usable bytes of its stack (its class) */
     size_t guard_size;       /* bytes of guard below it */

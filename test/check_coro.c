@@ -1568,6 +1568,211 @@ START_TEST(close_refuses_spawned_and_foreign)
 }
 END_TEST
 
+/* -------------------------------------------------- coroutine-local keys */
+
+static coro_key_t key_a, key_b;
+static int dtor_calls;
+static void *dtor_last;
+static coro_state_t dtor_saw_state;
+
+static void count_dtor(void *v)
+{
+    dtor_calls++;
+    dtor_last = v;
+    dtor_saw_state = coro_state(coro_self());
+}
+
+static void *sets_and_yields(void *arg)
+{
+    ck_assert_ptr_null(coro_getspecific(key_a)); /* a new coroutine: NULL */
+    ck_assert_int_eq(coro_setspecific(key_a, arg), 0);
+    ck_assert_int_eq(coro_yield(NULL, NULL), 0);
+    ck_assert_ptr_eq(coro_getspecific(key_a), arg); /* its own, kept */
+    return NULL;
+}
+
+START_TEST(keys_are_per_coroutine)
+{
+    coro_t *a, *b;
+    int va, vb, vmain;
+
+    dtor_calls = 0;
+    ck_assert_int_eq(coro_key_create(&key_a, count_dtor), 0);
+    ck_assert_int_eq(coro_setspecific(key_a, &vmain), 0); /* the thread's own */
+    ck_assert_int_eq(coro_create(&a, sets_and_yields, &va, NULL), 0);
+    ck_assert_int_eq(coro_create(&b, sets_and_yields, &vb, NULL), 0);
+    ck_assert_int_eq(coro_resume(a, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(b, NULL, NULL), 0);
+    ck_assert_ptr_eq(coro_getspecific(key_a), &vmain);
+    ck_assert_int_eq(coro_resume(a, NULL, NULL), 0);
+    /* a's value went to the destructor as a finished, before the resume
+     * that saw it end returned */
+    ck_assert_int_eq(dtor_calls, 1);
+    ck_assert_ptr_eq(dtor_last, &va);
+    ck_assert_int_eq(coro_resume(b, NULL, NULL), 0);
+    ck_assert_int_eq(dtor_calls, 2);
+    ck_assert_ptr_eq(dtor_last, &vb);
+    ck_assert_int_eq(coro_destroy(a), 0);
+    ck_assert_int_eq(coro_destroy(b), 0);
+    ck_assert_int_eq(dtor_calls, 2);
+    ck_assert_ptr_eq(coro_getspecific(key_a), &vmain);
+    ck_assert_int_eq(coro_key_delete(key_a), 0);
+}
+END_TEST
+
+static void *sets_two_then_yields(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_setspecific(key_a, &key_a), 0);
+    ck_assert_int_eq(coro_setspecific(key_b, NULL), 0);
+    while (coro_yield(NULL, NULL) == 0) {
+    }
+    return NULL;
+}
+
+START_TEST(keys_destroyed_with_closed_and_abandoned)
+{
+    coro_t *co;
+
+    dtor_calls = 0;
+    ck_assert_int_eq(coro_key_create(&key_a, count_dtor), 0);
+    ck_assert_int_eq(coro_key_create(&key_b, count_dtor), 0);
+    ck_assert_int_ne(key_a, key_b);
+    /* closed: the values go as it finishes, on its own stack */
+    ck_assert_int_eq(coro_create(&co, sets_two_then_yields, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(coro_close(co), 0);
+    ck_assert_int_eq(dtor_calls, 1); /* NULL values are not handed over */
+    ck_assert_ptr_eq(dtor_last, &key_a);
+    ck_assert_int_eq(dtor_saw_state, CORO_RUNNING);
+    /* abandoned by coro_destroy: the values still go */
+    ck_assert_int_eq(coro_create(&co, sets_two_then_yields, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(coro_destroy(co), 0);
+    ck_assert_int_eq(dtor_calls, 2);
+    ck_assert_int_eq(coro_key_delete(key_a), 0);
+    ck_assert_int_eq(coro_key_delete(key_b), 0);
+}
+END_TEST
+
+START_TEST(deleted_keys_are_no_keys)
+{
+    coro_key_t k, again;
+    int v;
+    coro_t *co;
+
+    dtor_calls = 0;
+    ck_assert_int_eq(coro_setspecific(0, &v), EINVAL); /* zeroed: no key */
+    ck_assert_ptr_null(coro_getspecific(0));
+    ck_assert_int_eq(coro_key_create(NULL, NULL), EINVAL);
+    ck_assert_int_eq(coro_key_create(&k, count_dtor), 0);
+    ck_assert_int_eq(coro_setspecific(k, &v), 0);
+    ck_assert_int_eq(coro_key_delete(k), 0);
+    ck_assert_ptr_null(coro_getspecific(k));
+    ck_assert_int_eq(coro_setspecific(k, &v), EINVAL);
+    ck_assert_int_eq(coro_key_delete(k), EINVAL);
+    /* the slot is taken again, by a key the old one does not match */
+    ck_assert_int_eq(coro_key_create(&again, NULL), 0);
+    ck_assert_int_ne(again, k);
+    ck_assert_ptr_null(coro_getspecific(again));
+    ck_assert_ptr_null(coro_getspecific(k));
+    /* no destructor for a deleted key's values */
+    ck_assert_int_eq(coro_key_create(&key_a, count_dtor), 0);
+    ck_assert_int_eq(coro_create(&co, sets_and_yields, &v, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(coro_key_delete(key_a), 0);
+    ck_assert_int_eq(coro_destroy(co), 0);
+    ck_assert_int_eq(dtor_calls, 0);
+    ck_assert_int_eq(coro_key_delete(again), 0);
+}
+END_TEST
+
+START_TEST(many_keys)
+{
+    static coro_key_t keys[CORO_KEYS_MAX];
+    coro_key_t extra;
+    long v[CORO_KEYS_MAX];
+
+    for (int i = 0; i < CORO_KEYS_MAX; i++)
+        ck_assert_int_eq(coro_key_create(&keys[i], NULL), 0);
+    ck_assert_int_eq(coro_key_create(&extra, NULL), EAGAIN);
+    errno = 77;
+    for (int i = 0; i < CORO_KEYS_MAX; i++)
+        ck_assert_int_eq(coro_setspecific(keys[i], &v[i]), 0);
+    ck_assert_int_eq(errno, 77);
+    for (int i = 0; i < CORO_KEYS_MAX; i++)
+        ck_assert_ptr_eq(coro_getspecific(keys[i]), &v[i]);
+    ck_assert_int_eq(coro_key_delete(keys[100]), 0);
+    ck_assert_int_eq(coro_key_create(&extra, NULL), 0);
+    ck_assert_ptr_null(coro_getspecific(extra));
+    for (int i = 0; i < CORO_KEYS_MAX; i++)
+        ck_assert_int_eq(coro_key_delete(i == 100 ? extra : keys[i]), 0);
+}
+END_TEST
+
+/* A destructor that sets its value again is called again, a few rounds
+ * (pthread's rule), then the value is dropped. */
+static void resets_dtor(void *v)
+{
+    dtor_calls++;
+    coro_setspecific(key_a, v);
+}
+
+static void *sets_a(void *arg)
+{
+    ck_assert_int_eq(coro_setspecific(key_a, arg), 0);
+    return NULL;
+}
+
+START_TEST(destructor_rounds_are_bounded)
+{
+    coro_t *co;
+    int v;
+
+    dtor_calls = 0;
+    ck_assert_int_eq(coro_key_create(&key_a, resets_dtor), 0);
+    ck_assert_int_eq(coro_create(&co, sets_a, &v, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    ck_assert_int_eq(dtor_calls, 4);
+    ck_assert_int_eq(coro_destroy(co), 0);
+    ck_assert_int_eq(coro_key_delete(key_a), 0);
+}
+END_TEST
+
+static void *spawned_sets(void *arg)
+{
+    ck_assert_int_eq(coro_setspecific(key_a, arg), 0);
+    coro_sleep(1000000);
+    ck_assert_ptr_eq(coro_getspecific(key_a), arg);
+    return NULL;
+}
+
+static void *thread_sets(void *arg)
+{
+    ck_assert_int_eq(coro_setspecific(key_a, arg), 0);
+    return NULL;
+}
+
+START_TEST(keys_in_spawned_coroutines_and_threads)
+{
+    static int vals[8];
+    pthread_t th;
+
+    dtor_calls = 0;
+    ck_assert_int_eq(coro_key_create(&key_a, count_dtor), 0);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(coro_spawn(NULL, spawned_sets, &vals[i], NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_int_eq(dtor_calls, 8);
+    /* a thread's own value goes to the destructor when the thread exits */
+    ck_assert_int_eq(pthread_create(&th, NULL, thread_sets, &vals[0]), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(dtor_calls, 9);
+    ck_assert_ptr_eq(dtor_last, &vals[0]);
+    ck_assert_int_eq(coro_key_delete(key_a), 0);
+}
+END_TEST
+
 static Suite *coro_suite(void)
 {
     Suite *s = suite_create("coro");
@@ -1635,6 +1840,15 @@ static Suite *coro_suite(void)
     tcase_add_test(tc, close_of_running_or_normal_is_busy);
     tcase_add_test(tc, close_nests);
     tcase_add_test(tc, close_refuses_spawned_and_foreign);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("keys");
+    tcase_add_test(tc, keys_are_per_coroutine);
+    tcase_add_test(tc, keys_destroyed_with_closed_and_abandoned);
+    tcase_add_test(tc, deleted_keys_are_no_keys);
+    tcase_add_test(tc, many_keys);
+    tcase_add_test(tc, destructor_rounds_are_bounded);
+    tcase_add_test(tc, keys_in_spawned_coroutines_and_threads);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");

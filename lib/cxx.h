@@ -11,7 +11,10 @@
  *
  * Plain C: the runtime is reached through a weak reference, NULL in a
  * program without a C++ runtime, where a switch costs one load and one
- * branch on a field of the thread state. */
+ * branch on a field of the thread state.
+ *
+ * An exception that escapes a coroutine's function terminates the
+ * program; lib/cxx.c's terminate handler first names the coroutine. */
 #ifndef CORO_CXX_H
 #define CORO_CXX_H
 
@@ -26,7 +29,9 @@ struct coro__eh {
 
 /* This thread's runtime globals, or NULL when no C++ runtime is linked
  * (or the runtime has none for this thread: out of memory).  The pointer
- * stays valid for the thread's life: look it up once per thread. */
+ * stays valid for the thread's life: look it up once per thread.  With a
+ * C++ runtime, the first call in the process also installs the
+ * std::terminate handler that names the running coroutine (lib/cxx.c). */
 struct coro__eh *coro__eh_globals(void);
 
 /* A switch: the flow leaving keeps the runtime's state in save, the flow

@@ -1773,6 +1773,94 @@ START_TEST(keys_in_spawned_coroutines_and_threads)
 }
 END_TEST
 
+/* ------------------------------------------------ errors out of a coroutine
+ * The pattern coro_resume(3) documents: the coroutine yields its values
+ * and returns a result that carries an error code and a message. */
+
+struct scan {
+    const char *text; /* in: numbers separated by spaces */
+    int err;          /* out: 0, or an errno value */
+    char msg[64];     /* out: why, when err is not 0 */
+};
+
+static void *numbers(void *arg)
+{
+    struct scan *sc = arg;
+    const char *s = sc->text;
+    char *end;
+    long n;
+
+    sc->err = 0;
+    for (;;) {
+        while (*s == ' ')
+            s++;
+        if (*s == '\0')
+            break;
+        errno = 0;
+        n = strtol(s, &end, 10);
+        if (end == s || errno != 0) {
+            sc->err = errno != 0 ? errno : EINVAL;
+            snprintf(sc->msg, sizeof sc->msg, "bad number at \"%.20s\"", s);
+            break;
+        }
+        coro_yield(&n, NULL);
+        s = end;
+    }
+    return sc;
+}
+
+/* Sums what numbers yields for text, *count of them; *result: what it
+ * returned. */
+static long scan_sum(const char *text, struct scan *sc, int *count,
+                     struct scan **result)
+{
+    coro_t *co;
+    void *out = NULL;
+    long sum = 0;
+
+    memset(sc, 0x55, sizeof *sc);
+    sc->text = text;
+    *count = 0;
+    co = create_ok(numbers, sc);
+    while (coro_resume(co, NULL, &out) == 0 && coro_state(co) == CORO_SUSPENDED) {
+        sum += *(long *)out;
+        ++*count;
+    }
+    ck_assert_int_eq(coro_state(co), CORO_FINISHED);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), ESRCH); /* libcoro's own error */
+    ck_assert_int_eq(coro_destroy(co), 0);
+    *result = out;
+    return sum;
+}
+
+START_TEST(error_out_of_a_coroutine)
+{
+    struct scan sc, *r;
+    int n;
+
+    ck_assert_int_eq(scan_sum(" 12 7  5 ", &sc, &n, &r), 24);
+    ck_assert_int_eq(n, 3);
+    ck_assert_ptr_eq(r, &sc);
+    ck_assert_int_eq(r->err, 0);
+
+    /* It fails part way: the values before the error came out. */
+    ck_assert_int_eq(scan_sum("12 7 x4 5", &sc, &n, &r), 19);
+    ck_assert_int_eq(n, 2);
+    ck_assert_ptr_eq(r, &sc);
+    ck_assert_int_eq(r->err, EINVAL);
+    ck_assert_str_eq(r->msg, "bad number at \"x4 5\"");
+
+    /* An error number other than EINVAL: strtol's. */
+    ck_assert_int_eq(scan_sum("1 99999999999999999999", &sc, &n, &r), 1);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(r->err, ERANGE);
+
+    ck_assert_int_eq(scan_sum("", &sc, &n, &r), 0);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(r->err, 0);
+}
+END_TEST
+
 static Suite *coro_suite(void)
 {
     Suite *s = suite_create("coro");
@@ -1798,6 +1886,7 @@ static Suite *coro_suite(void)
     tcase_add_test(tc, errors_leave_errno_alone);
     tcase_add_test(tc, create_enomem);
     tcase_add_test(tc, calls_leave_errno_alone);
+    tcase_add_test(tc, error_out_of_a_coroutine);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("memory");

@@ -202,6 +202,50 @@ START_TEST(coroutines_in_handlers_take_turns)
 }
 END_TEST
 
+namespace {
+
+void work(const char *what)
+{
+    throw std::runtime_error(what);
+}
+
+// coro_resume(3)'s pattern: catch in the coroutine, hand the exception
+// to the resumer as a std::exception_ptr (here through the argument).
+void *task(void *arg)
+{
+    auto *error = static_cast<std::exception_ptr *>(arg);
+
+    try {
+        work("from the coroutine");
+    } catch (...) {
+        *error = std::current_exception();
+    }
+    return nullptr;
+}
+
+} // namespace
+
+START_TEST(exception_ptr_carries_exception_to_resumer)
+{
+    std::exception_ptr error;
+    std::string what;
+    coro_t *co;
+
+    ck_assert_int_eq(coro_create(&co, task, &error, nullptr), 0);
+    ck_assert_int_eq(coro_resume(co, nullptr, nullptr), 0);
+    ck_assert_int_eq(coro_state(co), CORO_FINISHED);
+    ck_assert_int_eq(coro_destroy(co), 0);
+    ck_assert(error != nullptr);
+    ck_assert(std::current_exception() == nullptr);
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::runtime_error &e) {
+        what = e.what();
+    }
+    ck_assert_str_eq(what.c_str(), "from the coroutine");
+}
+END_TEST
+
 // ---------------------------------------------- std::terminate in a coroutine
 
 namespace {
@@ -384,6 +428,7 @@ int main()
     tcase_add_test(tc, resumer_keeps_its_own_exception);
     tcase_add_test(tc, uncaught_exceptions_counted_per_coroutine);
     tcase_add_test(tc, coroutines_in_handlers_take_turns);
+    tcase_add_test(tc, exception_ptr_carries_exception_to_resumer);
     suite_add_tcase(s, tc);
     tc = tcase_create("terminate");
     tcase_add_test(tc, escaping_exception_names_its_coroutine);

@@ -741,6 +741,61 @@ CORO_API int coro_getaddrinfo(const char *node, const char *service,
  * ETIMEDOUT; ECANCELED; EPERM; ENOMEM. */
 CORO_API int coro_signal_wait(const sigset_t *set, int *signo, int64_t deadline);
 
+/* ---------------------------------------------------------------- threads */
+/* A pool of threads, each running its own scheduler (and reactor).  A
+ * coroutine is placed on a thread when it is spawned and stays there: it
+ * never migrates, so thread-local storage, errno included, stays its
+ * thread's.  The objects it uses (channels, locks, ...) belong to the
+ * thread that made them, as everywhere in libcoro: coroutines of one pool
+ * thread share them, coroutines of different threads do not yet. */
+typedef struct coro_pool coro_pool_t;
+
+/* coro_pool_spawn's thread: the next thread, round robin. */
+#define CORO_ANY (-1)
+
+/* Starts nthreads threads (1..1024), each waiting for coroutines to run.
+ * Returns 0; EINVAL if pool is NULL or nthreads is out of range; EAGAIN
+ * if a thread cannot be started; EMFILE, ENOMEM (nothing is left
+ * running). */
+CORO_API int coro_pool_create(coro_pool_t **pool, unsigned nthreads);
+
+/* Spawns fn(arg) on pool thread `thread` (0..size-1), or on the next one
+ * round robin for CORO_ANY, as coro_spawn does there; the caller may be
+ * any thread or coroutine.  co receives a handle only for a spawn onto
+ * the caller's own pool thread, given by number (a handle is of use on its
+ * coroutine's thread only: coro_join does not cross threads); pass NULL
+ * otherwise.
+ * Returns 0; EINVAL for a NULL pool or fn, a thread out of range, or a
+ * handle asked for another thread or CORO_ANY; ECANCELED after
+ * coro_pool_shutdown (or a coro_shutdown on that thread); ENOMEM.  A coroutine whose stack cannot be had on its thread never runs
+ * (and counts as finished). */
+CORO_API int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn,
+                             void *arg, const coro_attr_t *attr);
+
+/* Blocks the calling thread until every coroutine spawned on the pool has
+ * finished, or until deadline (CLOCK_MONOTONIC ns, -1: none).
+ * Returns 0; ETIMEDOUT; EINVAL for a NULL pool or a deadline below -1;
+ * EDEADLK from a coroutine of the pool (it would wait for itself); EPERM
+ * from any other coroutine (it would block its thread's scheduler). */
+CORO_API int coro_pool_wait(coro_pool_t *pool, int64_t deadline);
+
+/* Ends the pool's coroutines as coro_shutdown ends a thread's: each
+ * thread's coroutines are cancelled and every later wait of theirs fails,
+ * so they unwind; later spawns fail with ECANCELED.  Then waits as
+ * coro_pool_wait, until deadline.  Returns as coro_pool_wait. */
+CORO_API int coro_pool_shutdown(coro_pool_t *pool, int64_t deadline);
+
+/* Shuts the pool down if it was not (waiting without a deadline), stops
+ * its threads and frees it.  Returns 0; EINVAL, EDEADLK, EPERM as
+ * coro_pool_wait. */
+CORO_API int coro_pool_destroy(coro_pool_t *pool);
+
+/* The number of threads of pool; 0 for NULL. */
+CORO_API unsigned coro_pool_size(const coro_pool_t *pool);
+
+/* The caller's thread index in its pool, or -1 on a thread of no pool. */
+CORO_API int coro_pool_thread(void);
+
 /* ------------------------------------------------------------ diagnostics */
 /* (debug layer: coro_dump, coro_backtrace, registry root for debuggers) */
 

@@ -7,9 +7,13 @@
  * write.
  *
  *   http_server            self-test: a server on 127.0.0.1 (a free port)
- *                          and clients in the same process
+ *                          over a pool of 2 threads, and clients in the
+ *                          same process (on its main thread)
  *   http_server PORT       serve on every address, PORT, until killed
  *                          (try: curl -v localhost:PORT/)
+ *   http_server PORT N     the same over a pool of N threads: each has a
+ *                          listener of its own on PORT (SO_REUSEPORT), and
+ *                          the kernel spreads the connections over them
  *
  * Build: cc http_server.c $(pkg-config --cflags --libs coro) */
 #define _GNU_SOURCE             /* memmem, strncasecmp */
@@ -25,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define SEC 1000000000LL
 #define IDLE (30 * SEC)         /* a keep-alive connection's longest silence */
@@ -230,7 +235,8 @@ static _Noreturn void die(const char *what, int err)
     exit(1);
 }
 
-/* Accepts until the listener is closed (coro_fd_close: EBADF). */
+/* Accepts until the listener is closed (coro_fd_close: EBADF) or the
+ * pool it runs on shuts down (ECANCELED). */
 static void *server(void *arg)
 {
     int lfd = (int)(intptr_t)arg, fd, err;
@@ -243,9 +249,44 @@ static void *server(void *arg)
             fprintf(stderr, "http_server: spawn: %s\n", strerror(err));
             coro_fd_close(fd);
         }
-    if (err != EBADF)
+    if (err == ECANCELED)
+        coro_fd_close(lfd);
+    else if (err != EBADF)
         die("accept", err);
     return NULL;
+}
+
+/* A listener on addr:port (port 0: a free one) that other threads may
+ * share by binding the same port: SO_REUSEPORT gives each its own accept
+ * queue, and the kernel spreads new connections over them. */
+static int listen_shared(in_addr_t addr, unsigned short port, int *fd)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    int one = 1, s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    a.sin_addr.s_addr = addr;
+    if (s < 0)
+        return errno;
+    if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, SOMAXCONN) != 0) {
+        int err = errno;
+        close(s);
+        return err;
+    }
+    *fd = s;
+    return 0;
+}
+
+/* One server per pool thread, each on a listener of its own on port. */
+static void *thread_server(void *arg)
+{
+    unsigned short p = (unsigned short)(uintptr_t)arg;
+    int lfd, err = listen_shared(htonl(INADDR_ANY), p, &lfd);
+
+    if (err)
+        die("listen", err);
+    return server((void *)(intptr_t)lfd);
 }
 
 /* ------------------------------------------------------------ self-test */
@@ -406,20 +447,46 @@ static void *dribble(void *arg)
     return NULL;
 }
 
-/* Runs the clients together, then stops the server. */
+/* Runs the clients together. */
 static void *driver(void *arg)
 {
     coro_fn tests[] = { keep_alive, pipelined, close_asked, garbage, dribble };
     coro_t *co[5];
     int err;
 
+    (void)arg;
     for (int i = 0; i < 5; i++)
         if ((err = coro_spawn(&co[i], tests[i], NULL, NULL)) != 0)
             die("spawn", err);
     for (int i = 0; i < 5; i++)
         coro_join(co[i], NULL, -1);
-    coro_fd_close((int)(intptr_t)arg);
     return NULL;
+}
+
+/* The server over a pool of nthreads, each with its own listener on
+ * *port_io (0: a free port, stored back). */
+static coro_pool_t *serve_pool(in_addr_t addr, unsigned short *port_io, unsigned nthreads)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    coro_pool_t *pool;
+    int lfd, err;
+
+    /* The first listener here, to learn the port when it is a free one;
+     * each thread then opens its own (the first one's goes to thread 0). */
+    if ((err = listen_shared(addr, *port_io, &lfd)) != 0)
+        die("listen", err);
+    if (getsockname(lfd, (struct sockaddr *)&a, &alen) != 0)
+        die("getsockname", errno);
+    *port_io = ntohs(a.sin_port);
+    if ((err = coro_pool_create(&pool, nthreads)) != 0 ||
+        (err = coro_pool_spawn(pool, 0, NULL, server, (void *)(intptr_t)lfd, NULL)) != 0)
+        die("pool", err);
+    for (unsigned i = 1; i < nthreads; i++)
+        if ((err = coro_pool_spawn(pool, (int)i, NULL, thread_server,
+                                   (void *)(uintptr_t)*port_io, NULL)) != 0)
+            die("pool", err);
+    return pool;
 }
 
 static int self_test(void)
@@ -431,19 +498,16 @@ static int self_test(void)
         "garbage: 400, then closed",
         "dribbled GET: 200",
     };
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    int lfd, err, bad = 0;
+    unsigned short p = 0;
+    int err, bad = 0;
+    coro_pool_t *pool = serve_pool(htonl(INADDR_LOOPBACK), &p, 2);
 
-    if ((err = coro_tcp_listen("127.0.0.1", "0", -1, &lfd)) != 0)
-        die("listen", err);
-    if (getsockname(lfd, (struct sockaddr *)&a, &alen) != 0)
-        die("getsockname", errno);
-    snprintf(port, sizeof port, "%u", ntohs(a.sin_port));
-    if ((err = coro_spawn(NULL, server, (void *)(intptr_t)lfd, NULL)) != 0 ||
-        (err = coro_spawn(NULL, driver, (void *)(intptr_t)lfd, NULL)) != 0 ||
-        (err = coro_run()) != 0)
+    snprintf(port, sizeof port, "%u", p);
+    if ((err = coro_spawn(NULL, driver, NULL, NULL)) != 0 || (err = coro_run()) != 0)
         die("run", err);
+    /* The servers' accepts end with ECANCELED; they close their listeners. */
+    if ((err = coro_pool_destroy(pool)) != 0)
+        die("pool", err);
     for (int i = 0; i < 5; i++) {
         printf("%s\n", report[i]);
         bad |= strcmp(report[i], want[i]) != 0;
@@ -458,6 +522,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (argc < 2)
         return self_test();
+    if (argc > 2) {
+        unsigned short p = (unsigned short)atoi(argv[1]);
+        coro_pool_t *pool = serve_pool(htonl(INADDR_ANY), &p, (unsigned)atoi(argv[2]));
+        return coro_pool_wait(pool, -1); /* until killed */
+    }
     if ((err = coro_tcp_listen(NULL, argv[1], -1, &lfd)) != 0)
         die("listen", err);
     if ((err = coro_spawn(NULL, server, (void *)(intptr_t)lfd, NULL)) != 0 ||

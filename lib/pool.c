@@ -337,9 +337,9 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
 
 /* The caller must not be a coroutine of the pool's threads: it would wait
  * for itself (or for a thread it keeps busy). */
-static int wait_check(const coro_pool_t *pool)
+static int wait_check(const coro_pool_t *pool, int64_t deadline)
 {
-    if (!pool)
+    if (!pool || deadline < -1)
         return EINVAL;
     if (here && here->pool == pool)
         return EDEADLK;
@@ -350,12 +350,10 @@ static int wait_check(const coro_pool_t *pool)
 
 int coro_pool_wait(coro_pool_t *pool, int64_t deadline)
 {
-    int err = wait_check(pool);
+    int err = wait_check(pool, deadline);
 
     if (err)
         return err;
-    if (deadline < -1)
-        return EINVAL;
     struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
     pthread_mutex_lock(&pool->lock);
     while (pool->live && !err) {
@@ -372,12 +370,10 @@ int coro_pool_wait(coro_pool_t *pool, int64_t deadline)
 
 int coro_pool_shutdown(coro_pool_t *pool, int64_t deadline)
 {
-    int err = wait_check(pool);
+    int err = wait_check(pool, deadline);
 
     if (err)
         return err;
-    if (deadline < -1)
-        return EINVAL;
     pthread_mutex_lock(&pool->lock);
     pool->closed = 1;
     pthread_mutex_unlock(&pool->lock);
@@ -394,7 +390,7 @@ int coro_pool_shutdown(coro_pool_t *pool, int64_t deadline)
 
 int coro_pool_destroy(coro_pool_t *pool)
 {
-    int err = wait_check(pool);
+    int err = wait_check(pool, -1);
 
     if (err)
         return err;

@@ -299,21 +299,10 @@ START_TEST(thread_shutdown_from_inside)
 }
 END_TEST
 
-static int count_fds(void)
+/* Entries of a /proc/self directory: the process's fds or threads. */
+static int count_entries(const char *dir)
 {
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-
-    ck_assert_ptr_nonnull(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
-static int count_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
+    DIR *d = opendir(dir);
     int n = 0;
 
     ck_assert_ptr_nonnull(d);
@@ -335,7 +324,7 @@ START_TEST(create_destroy_leaves_nothing)
     ck_assert_int_eq(coro_pool_create(&warm, 2), 0);
     ck_assert_int_eq(coro_pool_spawn(warm, CORO_ANY, NULL, child, NULL, NULL), 0);
     ck_assert_int_eq(coro_pool_destroy(warm), 0);
-    int fds = count_fds(), threads = count_threads();
+    int fds = count_entries("/proc/self/fd"), threads = count_entries("/proc/self/task");
     atomic_store(&ran_total, 0);
     for (int i = 0; i < rounds; i++) {
         coro_pool_t *p;
@@ -345,8 +334,8 @@ START_TEST(create_destroy_leaves_nothing)
         ck_assert_int_eq(coro_pool_destroy(p), 0);
     }
     ck_assert_int_eq(atomic_load(&ran_total), rounds / 2);
-    ck_assert_int_eq(count_fds(), fds);
-    ck_assert_int_eq(count_threads(), threads);
+    ck_assert_int_eq(count_entries("/proc/self/fd"), fds);
+    ck_assert_int_eq(count_entries("/proc/self/task"), threads);
 }
 END_TEST
 

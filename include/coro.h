@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/select.h> /* sigset_t, even under strict -std=c11 */
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -724,6 +725,9 @@ CORO_API int coro_tcp_dial(const char *host, const char *port, int *fd, int64_t 
  * Returns 0; EINVAL if fn is NULL; ENOMEM / EAGAIN if no thread or memory
  * can be had; ETIMEDOUT; ECANCELED; EPERM. */
 CORO_API int coro_offload(void *(*fn)(void *), void *arg, void **result, int64_t deadline);
+
+/* netdb.h declares it only for POSIX builds (not strict -std=c11). */
+struct addrinfo;
 
 /* getaddrinfo(3) run by coro_offload.  Returns 0 with *res (free it with
  * freeaddrinfo), a positive errno (EINVAL if res is NULL or both node and

@@ -59,6 +59,7 @@ _Static_assert(sizeof(struct coro) % 8 == 0, "descriptors are copied in words");
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct coro__chunk *partial; /* chunks with a descriptor to give */
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 static void fork_prepare(void)
 {
@@ -75,8 +76,7 @@ static void fork_child(void)
     pthread_mutex_init(&table_lock, NULL);
 }
 
-/* At load, not at the first take: see fork_init in lib/stack.c. */
-__attribute__((constructor)) static void fork_init(void)
+static void fork_init(void)
 {
     (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
@@ -156,6 +156,7 @@ static uint32_t table_take(struct coro **list, uint32_t n)
 {
     uint32_t got = 0;
 
+    pthread_once(&fork_once, fork_init);
     pthread_mutex_lock(&table_lock);
     while (got < n) {
         struct coro__chunk *k = partial;

@@ -34,6 +34,7 @@ struct coro__pool *coro__pools;
  * with the static library. */
 static const void *const keep_registry __attribute__((used)) = &coro_debug_root;
 static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 static size_t page_size;
 
@@ -128,14 +129,10 @@ static void fork_child(void)
     pthread_mutex_init(&pools_lock, NULL);
 }
 
-/* At load, not at the first pool: a handler registered while another
- * thread is in fork() does not run for that fork, and the child then
- * inherits a pool lock its parent's thread held (the first forks of a
- * program whose other thread makes its first coroutines hung so).
- * ENOMEM only; then a fork while another thread allocates may hang the
- * child, as before this was handled. */
-__attribute__((constructor)) static void fork_init(void)
+static void fork_init(void)
 {
+    /* ENOMEM only; then a fork while another thread allocates may hang
+     * the child, as before this was handled. */
     (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -155,6 +152,7 @@ static struct coro__pool *pool_for(size_t usable, size_t guard)
 
     if (p)
         return p;
+    pthread_once(&fork_once, fork_init);
     pthread_mutex_lock(&pools_lock);
     p = pool_lookup(usable, guard);
     if (!p && (p = calloc(1, sizeof *p))) {

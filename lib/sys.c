@@ -89,6 +89,7 @@ static atomic_int vec_ok = 1;
  * call.  A child of fork() must not use its parent's (it would advise the
  * parent's memory): the child handler forgets it. */
 static atomic_int self_fd = -1;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
 
 static void self_fork_child(void)
 {
@@ -98,9 +99,7 @@ static void self_fork_child(void)
         close(fd);
 }
 
-/* At load, not at the first use: a handler registered while another
- * thread is in fork() does not run for that fork (see lib/stack.c). */
-__attribute__((constructor)) static void self_init(void)
+static void self_init(void)
 {
     if (pthread_atfork(NULL, NULL, self_fork_child) != 0)
         atomic_store(&vec_ok, 0); /* without it a child would advise its parent */
@@ -112,6 +111,7 @@ static int self_pidfd(void)
 
     if (fd >= 0)
         return fd;
+    pthread_once(&self_once, self_init);
     if (!atomic_load(&vec_ok))
         return -1;
     fd = (int)syscall(SYS_pidfd_open, getpid(), 0);

@@ -67,13 +67,31 @@ struct coro_pool {
 /* The pool thread the caller runs on, or NULL. */
 static __thread struct member *here;
 
-static void live_add(struct coro_pool *p, long d)
+/* One of p's coroutines finished, or will never run. */
+static void live_done(struct coro_pool *p)
 {
     pthread_mutex_lock(&p->lock);
-    p->live = (size_t)((long)p->live + d);
-    if (!p->live)
+    if (!--p->live)
         pthread_cond_broadcast(&p->done);
     pthread_mutex_unlock(&p->lock);
+}
+
+/* A spawn that will never run: the pool stops counting it. */
+static void drop(struct spawn *sp)
+{
+    struct coro_pool *p = sp->pool;
+
+    free(sp);
+    live_done(p);
+}
+
+/* Reads m's doorbell empty (an eventfd read takes the whole count). */
+static void quiet(struct member *m)
+{
+    uint64_t v;
+
+    while (read(m->efd, &v, sizeof v) < 0 && errno == EINTR) {
+    }
 }
 
 /* Every pool coroutine runs in here, so that the pool knows when it ends;
@@ -87,7 +105,7 @@ static void *trampoline(void *arg)
 
     free(sp);
     void *r = fn(fa);
-    live_add(p, -1);
+    live_done(p);
     return r;
 }
 
@@ -103,13 +121,8 @@ static void serve(struct member *m, int *stop, int *shutdown)
     pthread_mutex_unlock(&m->lock);
     while (sp) {
         struct spawn *next = sp->next;
-        if (coro_spawn(NULL, trampoline, sp, sp->has_attr ? &sp->attr : NULL) != 0) {
-            /* No memory for it here: it never runs, and the pool stops
-             * counting it (the spawn had returned 0 already). */
-            struct coro_pool *p = sp->pool;
-            free(sp);
-            live_add(p, -1);
-        }
+        if (coro_spawn(NULL, trampoline, sp, sp->has_attr ? &sp->attr : NULL) != 0)
+            drop(sp); /* no memory for it here (the spawn had returned 0) */
         sp = next;
     }
 }
@@ -125,9 +138,7 @@ static void *server(void *arg)
             break;
         if (coro_wait_fd(m->efd, CORO_IN, NULL, -1) != 0)
             break; /* a coro_shutdown of this thread's own: it is going */
-        uint64_t v;
-        while (read(m->efd, &v, sizeof v) < 0 && errno == EINTR) {
-        }
+        quiet(m);
     }
     /* Nothing more comes here: later spawns onto this thread fail, and
      * what is still queued (after a coro_shutdown of the thread's own)
@@ -139,9 +150,7 @@ static void *server(void *arg)
     pthread_mutex_unlock(&m->lock);
     while (sp) {
         struct spawn *next = sp->next;
-        struct coro_pool *p = sp->pool;
-        free(sp);
-        live_add(p, -1);
+        drop(sp);
         sp = next;
     }
     if (shutdown)
@@ -165,10 +174,8 @@ static void *thread_main(void *arg)
         if (stop)
             break;
         struct pollfd pfd = {.fd = m->efd, .events = POLLIN};
-        uint64_t v;
         if (poll(&pfd, 1, -1) > 0)
-            while (read(m->efd, &v, sizeof v) < 0 && errno == EINTR) {
-            }
+            quiet(m);
     }
     here = NULL;
     return NULL;
@@ -308,10 +315,8 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
     }
     if (co) {
         int err = coro_spawn(co, trampoline, sp, attr);
-        if (err) {
-            free(sp);
-            live_add(pool, -1);
-        }
+        if (err)
+            drop(sp);
         return err;
     }
     pthread_mutex_lock(&m->lock);
@@ -319,8 +324,7 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
         /* A shutdown came between the check above and here: its server
          * may be gone already, and nothing would run this. */
         pthread_mutex_unlock(&m->lock);
-        free(sp);
-        live_add(pool, -1);
+        drop(sp);
         return ECANCELED;
     }
     int was_empty = !m->head;

@@ -150,6 +150,16 @@ static void populate(struct coro__chunk *k, uint32_t i, uint32_t n)
         (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE); /* not a failure point */
 }
 
+/* Moves co, k's first free descriptor or its next fresh one, to *list. */
+static void hand_out(struct coro__chunk *k, struct coro *co, struct coro **list)
+{
+    if (co == k->free)
+        k->free = co->next_free;
+    k->out++;
+    co->next_free = *list;
+    *list = co;
+}
+
 /* Takes up to n descriptors from the table into *list; returns how many.
  * errno may change. */
 static uint32_t table_take(struct coro **list, uint32_t n)
@@ -165,28 +175,16 @@ static uint32_t table_take(struct coro **list, uint32_t n)
                 break;
             partial_add(k);
         }
-        while (got < n && k->free) {
-            struct coro *co = k->free;
-            k->free = co->next_free;
-            k->out++;
-            co->next_free = *list;
-            *list = co;
-            got++;
-        }
-        if (got < n && k->carved < k->count)
-            populate(k, k->carved, n - got < k->count - k->carved ? n - got
-                                                                  : k->count - k->carved);
-        while (got < n && (k->free || k->carved < k->count)) {
-            struct coro *co = k->free;
-            if (co)
-                k->free = co->next_free;
-            else
-                co = desc_at(k, k->carved++);
-            k->out++;
-            co->next_free = *list;
-            *list = co;
-            got++;
-        }
+        /* Freed descriptors first; then fresh ones, carved after the last
+         * and their pages faulted in at once. */
+        for (; got < n && k->free; got++)
+            hand_out(k, k->free, list);
+        uint32_t fresh = k->count - k->carved;
+        if (fresh > n - got)
+            fresh = n - got;
+        populate(k, k->carved, fresh);
+        for (; fresh; fresh--, got++)
+            hand_out(k, desc_at(k, k->carved++), list);
         if (!k->free && k->carved == k->count)
             partial_del(k);
     }

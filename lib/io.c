@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -83,6 +84,7 @@ struct coro__io *coro__io_here(int *err)
         }
         io->sigfd = -1;
         io->bellfd = -1;
+        io->postfd = -1;
         io->now = coro_now();
         s->io = io;
     }
@@ -254,7 +256,11 @@ static void handle(struct coro__io *io, const struct epoll_event *ev)
     uint32_t gen = (uint32_t)(ev->data.u64 >> 32);
 
     if (gen == 0) {
-        if (fd == io->bellfd)
+        if (fd == io->postfd) {
+            uint64_t v; /* the scheduler's loop takes the posts */
+            while (read(fd, &v, sizeof v) < 0 && errno == EINTR) {
+            }
+        } else if (fd == io->bellfd)
             coro__offload_drain(io);
         else if (fd == io->sigfd)
             coro__signal_drain(io);
@@ -385,6 +391,8 @@ void coro__io_free(struct coro__sched *s)
 
     coro__offload_detach(io);
     close(io->epfd);
+    if (io->postfd >= 0)
+        close(io->postfd);
     if (io->sigfd >= 0)
         close(io->sigfd);
     for (size_t c = 0; c < io->nchunks; c++)
@@ -392,6 +400,23 @@ void coro__io_free(struct coro__sched *s)
     free(io->chunks);
     free(io);
     s->io = NULL;
+}
+
+int coro__io_bell(struct coro__sched *s)
+{
+    struct coro__io *io = io_of(s);
+
+    if (io->postfd < 0) {
+        int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        if (coro__io_watch(io, fd)) {
+            close(fd);
+            return -1;
+        }
+        io->postfd = fd;
+    }
+    return io->postfd;
 }
 
 /* Registers an fd the reactor did not make (the doorbell, the signalfd)

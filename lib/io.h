@@ -24,6 +24,8 @@ struct coro__io {
                                  * the coarse (second) rechecks, read once a
                                  * poll instead of once an event or park */
     int bellfd;                 /* eventfd: offload completions ring it */
+    int postfd;                 /* eventfd: other threads' posts ring it
+                                 * (the scheduler's s->bell), or -1 */
     struct coro__offload_box *box; /* completions; shared with the pool */
     int sigfd;                  /* signalfd, or -1 */
     sigset_t sigmask;           /* signals sigfd watches */

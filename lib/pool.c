@@ -1,21 +1,20 @@
 /* pool: n threads, each running its own scheduler (see include/coro.h,
- * "threads").  The first step of the mt layer: coroutines are placed on a
- * thread when spawned and never move; what crosses threads is the spawn
- * itself, through the target thread's inbox.
+ * "threads").  Coroutines are placed on a thread when spawned and never
+ * move; what crosses threads is the spawn itself, a message posted to the
+ * target scheduler's inbox (sched.h, coro__sched_post), which its loop
+ * runs between two coroutines: a spawn to a busy thread costs no system
+ * call, and a burst to a sleeping one a single doorbell.
  *
- * Each pool thread runs one coroutine of its own besides the spawned ones,
- * its inbox server: it waits on the inbox's eventfd with coro_wait_fd
- * (so the thread's scheduler sleeps in its reactor, and nothing there
- * counts as deadlocked) and spawns what it finds.  A producer appends to
- * the inbox under its lock and writes the eventfd only when the inbox was
- * empty: the server takes everything each time it wakes, so a burst of
- * spawns costs one write, however long.
+ * A pool thread holds its scheduler's loop open (coro__sched_hold), so it
+ * sleeps, rather than returns, with nothing to run, until destroy posts
+ * it the message to stop.
  *
  * The pool counts its live coroutines (spawned and not finished): each
  * runs inside a trampoline that drops the count as it returns, and
  * coro_pool_wait waits for zero on a condition variable. */
 #define _GNU_SOURCE
 #include "coro.h"
+#include "sched.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -23,49 +22,48 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <time.h>
-#include <unistd.h>
 
 #define POOL_MAX 1024 /* threads in one pool */
 
-/* One spawn on its way to a thread. */
+/* One spawn on its way to a thread: a message to its scheduler. */
 struct spawn {
-    struct spawn *next;
-    struct coro_pool *pool;
+    struct coro__node node;
+    struct member *m;
     coro_fn fn;
     void *arg;
     int has_attr;
     coro_attr_t attr;
 };
 
-/* One pool thread: its inbox and how to wake it. */
+/* One pool thread. */
 struct member {
     struct coro_pool *pool;
     unsigned index;
     pthread_t thread;
     int started;
-    int efd;                    /* the inbox's doorbell (eventfd) */
-    pthread_mutex_t lock;       /* guards the inbox */
-    struct spawn *head, *tail;  /* the inbox, FIFO */
-    int closed;                 /* no more spawns: shutdown or destroy */
-    int stop;                   /* destroy: the server leaves */
-    int shutdown;               /* shutdown: cancel everything, then leave */
+    struct coro__sched *s;      /* its scheduler, once it has started */
+    atomic_int closed;          /* its spawns are refused: it shut down */
+    int stop;                   /* destroy: the loop ends (its thread only) */
+    struct coro__node shut, quit; /* the messages of shutdown and destroy */
 };
 
 struct coro_pool {
     unsigned n;
     atomic_uint next;           /* CORO_ANY: round robin */
-    pthread_mutex_t lock;       /* guards live, with done */
-    pthread_cond_t done;        /* live reached 0 */
+    pthread_mutex_t lock;       /* guards live, closed, ready, with done */
+    pthread_cond_t done;        /* live reached 0, or a thread started */
     size_t live;                /* spawned, not finished */
+    unsigned ready;             /* threads that have started (or failed to) */
     int closed;                 /* shut down: spawns refused */
     struct member m[];
 };
 
 /* The pool thread the caller runs on, or NULL. */
 static __thread struct member *here;
+
+#define member_of(n, field) \
+    ((struct member *)((char *)(n) - offsetof(struct member, field)))
 
 /* One of p's coroutines finished, or will never run. */
 static void live_done(struct coro_pool *p)
@@ -79,19 +77,10 @@ static void live_done(struct coro_pool *p)
 /* A spawn that will never run: the pool stops counting it. */
 static void drop(struct spawn *sp)
 {
-    struct coro_pool *p = sp->pool;
+    struct coro_pool *p = sp->m->pool;
 
     free(sp);
     live_done(p);
-}
-
-/* Reads m's doorbell empty (an eventfd read takes the whole count). */
-static void quiet(struct member *m)
-{
-    uint64_t v;
-
-    while (read(m->efd, &v, sizeof v) < 0 && errno == EINTR) {
-    }
 }
 
 /* Every pool coroutine runs in here, so that the pool knows when it ends;
@@ -99,7 +88,7 @@ static void quiet(struct member *m)
 static void *trampoline(void *arg)
 {
     struct spawn *sp = arg;
-    struct coro_pool *p = sp->pool;
+    struct coro_pool *p = sp->m->pool;
     coro_fn fn = sp->fn;
     void *fa = sp->arg;
 
@@ -109,115 +98,76 @@ static void *trampoline(void *arg)
     return r;
 }
 
-/* The inbox server's turn: takes the whole inbox and spawns each entry
- * here.  Returns what the member was told (stop, shutdown) meanwhile. */
-static void serve(struct member *m, int *stop, int *shutdown)
+/* A spawn arrives on its thread.  A thread whose coroutines were all
+ * ended (coro_pool_shutdown, or a coro_shutdown of one of its own) takes
+ * no more: what still comes never runs and stops counting. */
+static void run_spawn(struct coro__sched *s, struct coro__node *n)
 {
-    pthread_mutex_lock(&m->lock);
-    struct spawn *sp = m->head;
-    m->head = m->tail = NULL;
-    *stop = m->stop;
-    *shutdown = m->shutdown;
-    pthread_mutex_unlock(&m->lock);
-    while (sp) {
-        struct spawn *next = sp->next;
-        if (coro_spawn(NULL, trampoline, sp, sp->has_attr ? &sp->attr : NULL) != 0)
-            drop(sp); /* no memory for it here (the spawn had returned 0) */
-        sp = next;
-    }
+    struct spawn *sp = (struct spawn *)n;
+
+    if (s->stopping)
+        atomic_store_explicit(&sp->m->closed, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&sp->m->closed, memory_order_relaxed) ||
+        coro_spawn(NULL, trampoline, sp, sp->has_attr ? &sp->attr : NULL) != 0)
+        drop(sp); /* closed, or no memory for it here (the spawn had returned 0) */
 }
 
-static void *server(void *arg)
+static void run_shutdown(struct coro__sched *s, struct coro__node *n)
 {
-    struct member *m = arg;
-    int stop = 0, shutdown = 0;
+    (void)s;
+    atomic_store_explicit(&member_of(n, shut)->closed, 1, memory_order_relaxed);
+    coro_shutdown(); /* every coroutine here unwinds */
+}
 
-    for (;;) {
-        serve(m, &stop, &shutdown);
-        if (stop || shutdown)
-            break;
-        if (coro_wait_fd(m->efd, CORO_IN, NULL, -1) != 0)
-            break; /* a coro_shutdown of this thread's own: it is going */
-        quiet(m);
-    }
-    /* Nothing more comes here: later spawns onto this thread fail, and
-     * what is still queued (after a coro_shutdown of the thread's own)
-     * never runs and stops counting. */
-    pthread_mutex_lock(&m->lock);
-    m->closed = 1;
-    struct spawn *sp = m->head;
-    m->head = m->tail = NULL;
-    pthread_mutex_unlock(&m->lock);
-    while (sp) {
-        struct spawn *next = sp->next;
-        drop(sp);
-        sp = next;
-    }
-    if (shutdown)
-        coro_shutdown(); /* every other coroutine here unwinds */
-    return NULL;
+static void run_quit(struct coro__sched *s, struct coro__node *n)
+{
+    (void)s;
+    member_of(n, quit)->stop = 1;
+}
+
+static int stopped(void *arg)
+{
+    return ((struct member *)arg)->stop;
 }
 
 static void *thread_main(void *arg)
 {
     struct member *m = arg;
+    struct coro_pool *p = m->pool;
+    struct coro__sched *s = coro__sched_here();
 
     here = m;
-    if (coro_spawn(NULL, server, m, NULL) == 0)
-        coro_run();
-    /* After a shutdown the thread idles until destroy: the inbox is
-     * closed, nothing more comes. */
-    for (;;) {
-        pthread_mutex_lock(&m->lock);
-        int stop = m->stop;
-        pthread_mutex_unlock(&m->lock);
-        if (stop)
-            break;
-        struct pollfd pfd = {.fd = m->efd, .events = POLLIN};
-        if (poll(&pfd, 1, -1) > 0)
-            quiet(m);
+    pthread_mutex_lock(&p->lock);
+    m->s = s;
+    p->ready++;
+    pthread_cond_broadcast(&p->done);
+    pthread_mutex_unlock(&p->lock);
+    if (s) {
+        coro__sched_hold(s, 1);
+        coro__sched_run_until(stopped, m);
+        coro__sched_hold(s, -1);
     }
     here = NULL;
     return NULL;
 }
 
-/* Rings m's doorbell (an eventfd write cannot fail short of a full
- * counter, and the server reads it empty each time). */
-static void ring(struct member *m)
-{
-    uint64_t one = 1;
-
-    while (write(m->efd, &one, sizeof one) < 0 && errno == EINTR) {
-    }
-}
-
+/* Posts each started thread the message to stop, and joins them. */
 static void stop_threads(struct coro_pool *p, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
         struct member *m = &p->m[i];
-        pthread_mutex_lock(&m->lock);
-        m->stop = 1;
-        m->closed = 1;
-        pthread_mutex_unlock(&m->lock);
-        ring(m);
+        if (m->s) {
+            m->quit.run = run_quit;
+            coro__sched_post(m->s, &m->quit);
+        }
     }
     for (unsigned i = 0; i < n; i++)
         if (p->m[i].started)
             pthread_join(p->m[i].thread, NULL);
 }
 
-static void pool_free(struct coro_pool *p, unsigned nfds)
+static void pool_free(struct coro_pool *p)
 {
-    for (unsigned i = 0; i < nfds; i++) {
-        struct member *m = &p->m[i];
-        while (m->head) {
-            struct spawn *sp = m->head;
-            m->head = sp->next;
-            free(sp);
-        }
-        close(m->efd);
-        pthread_mutex_destroy(&m->lock);
-    }
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->lock);
     free(p);
@@ -240,30 +190,27 @@ int coro_pool_create(coro_pool_t **pool, unsigned nthreads)
     pthread_cond_init(&p->done, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&p->lock, NULL);
-    unsigned made = 0;
-    for (; made < nthreads; made++) {
-        struct member *m = &p->m[made];
-        m->pool = p;
-        m->index = made;
-        m->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (m->efd < 0) {
-            err = errno == EMFILE || errno == ENFILE ? EMFILE : ENOMEM;
-            break;
-        }
-        pthread_mutex_init(&m->lock, NULL);
-    }
     unsigned started = 0;
-    if (!err) {
-        for (; started < nthreads; started++) {
-            struct member *m = &p->m[started];
-            if ((err = pthread_create(&m->thread, NULL, thread_main, m)) != 0)
-                break;
-            m->started = 1;
-        }
+    for (; started < nthreads; started++) {
+        struct member *m = &p->m[started];
+        m->pool = p;
+        m->index = started;
+        atomic_init(&m->closed, 0);
+        if ((err = pthread_create(&m->thread, NULL, thread_main, m)) != 0)
+            break;
+        m->started = 1;
     }
+    /* Each thread says when its scheduler is there (or could not be). */
+    pthread_mutex_lock(&p->lock);
+    while (p->ready < started)
+        pthread_cond_wait(&p->done, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < started && !err; i++)
+        if (!p->m[i].s)
+            err = ENOMEM;
     if (err) {
         stop_threads(p, started);
-        pool_free(p, made);
+        pool_free(p);
         errno = saved;
         return err;
     }
@@ -301,7 +248,8 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
     errno = saved;
     if (!sp)
         return ENOMEM;
-    *sp = (struct spawn){.pool = pool, .fn = fn, .arg = arg, .has_attr = attr != NULL};
+    *sp = (struct spawn){.m = m, .fn = fn, .arg = arg, .has_attr = attr != NULL};
+    sp->node.run = run_spawn;
     if (attr)
         sp->attr = *attr;
     pthread_mutex_lock(&pool->lock);
@@ -309,8 +257,11 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
     if (!closed)
         pool->live++;
     pthread_mutex_unlock(&pool->lock);
-    if (closed) {
-        free(sp);
+    if (closed || atomic_load_explicit(&m->closed, memory_order_relaxed)) {
+        if (closed)
+            free(sp);
+        else
+            drop(sp);
         return ECANCELED;
     }
     if (co) {
@@ -319,23 +270,7 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
             drop(sp);
         return err;
     }
-    pthread_mutex_lock(&m->lock);
-    if (m->closed) {
-        /* A shutdown came between the check above and here: its server
-         * may be gone already, and nothing would run this. */
-        pthread_mutex_unlock(&m->lock);
-        drop(sp);
-        return ECANCELED;
-    }
-    int was_empty = !m->head;
-    if (m->tail)
-        m->tail->next = sp;
-    else
-        m->head = sp;
-    m->tail = sp;
-    pthread_mutex_unlock(&m->lock);
-    if (was_empty)
-        ring(m);
+    coro__sched_post(m->s, &sp->node);
     return 0;
 }
 
@@ -379,15 +314,13 @@ int coro_pool_shutdown(coro_pool_t *pool, int64_t deadline)
     if (err)
         return err;
     pthread_mutex_lock(&pool->lock);
+    int first = !pool->closed;
     pool->closed = 1;
     pthread_mutex_unlock(&pool->lock);
-    for (unsigned i = 0; i < pool->n; i++) {
+    for (unsigned i = 0; i < pool->n && first; i++) {
         struct member *m = &pool->m[i];
-        pthread_mutex_lock(&m->lock);
-        m->shutdown = 1;
-        m->closed = 1;
-        pthread_mutex_unlock(&m->lock);
-        ring(m);
+        m->shut.run = run_shutdown;
+        coro__sched_post(m->s, &m->shut);
     }
     return coro_pool_wait(pool, deadline);
 }
@@ -404,6 +337,6 @@ int coro_pool_destroy(coro_pool_t *pool)
     if (!closed || live)
         coro_pool_shutdown(pool, -1);
     stop_threads(pool, pool->n);
-    pool_free(pool, pool->n);
+    pool_free(pool);
     return 0;
 }

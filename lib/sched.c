@@ -25,7 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 
 
@@ -65,6 +68,10 @@ static void free_task(struct coro__sched *s, struct coro__task *k)
 
 static void sched_free(struct coro__sched *s)
 {
+    /* A poster that pushed a wake for a coroutine that has run and ended
+     * since may still be about to look at s->sleeping. */
+    while (atomic_load_explicit(&s->posters, memory_order_acquire))
+        sched_yield();
     if (s->io)
         coro__io_free(s);
     while (s->spare) {
@@ -104,8 +111,20 @@ void coro__sched_thread_exit(struct coro__thread *t)
 
 static struct coro__sched *sched_get(struct coro__thread *t)
 {
-    if (!t->sched)
-        t->sched = calloc(1, sizeof(struct coro__sched));
+    if (!t->sched) {
+        /* Aligned: the lines other threads write are lines of their own. */
+        struct coro__sched *s = aligned_alloc(_Alignof(struct coro__sched),
+                                              sizeof(struct coro__sched));
+        if (!s)
+            return NULL;
+        memset(s, 0, sizeof *s);
+        s->bell = -1;
+        atomic_init(&s->inbox, NULL);
+        atomic_init(&s->sleeping, CORO__AWAKE);
+        atomic_init(&s->posters, 0);
+        atomic_init(&s->rings, 0);
+        t->sched = s;
+    }
     return t->sched;
 }
 
@@ -144,17 +163,26 @@ int coro__wait_early(int64_t deadline)
 int coro__park_slow(struct coro__task *k, struct coro__wait *wait, int64_t deadline,
                     enum coro__wait_kind kind, const char *what)
 {
+    struct coro__sched *s = k->s;
     int r = wait_early(k, deadline, kind);
 
     if (r) {
         /* Its wakers can reach the record already: take it from them.
          * Losing is impossible while every waker runs on this thread (none
-         * ran since the caller queued it); one that won has ended it. */
-        return coro__wait_claim(wait) ? r : wait->result;
+         * ran since the caller queued it); one that won has ended it.  A
+         * waker on another thread may have won a remote record: its wake
+         * is on its way here, and the wait takes it. */
+        if (coro__wait_claim(wait))
+            return r;
+        if (!wait->remote)
+            return wait->result;
+        deadline = -1;
     }
     if (deadline >= 0)
-        coro__timers_add(&k->s->timers, &k->timer, deadline); /* room reserved at spawn */
+        coro__timers_add(&s->timers, &k->timer, deadline); /* room reserved at spawn */
+    s->remote_waits += wait->remote;
     r = coro__park_in(k, wait, kind, what);
+    s->remote_waits -= wait->remote;
     /* The deadline, if it did not win, is still in the heap. */
     if (k->timer.slot)
         coro__timers_remove(&k->s->timers, &k->timer);
@@ -186,6 +214,105 @@ static int wake_task(struct coro__task *k, int result)
         return 0;
     coro__wait_done(w, result, 0);
     return 1;
+}
+
+/* ------------------------------------------------------------ inbox
+ *
+ * Other threads post messages (struct coro__node) to a scheduler: the
+ * wakes of its coroutines' remote records, a pool's spawns.  The inbox is
+ * a lock-free stack: a poster pushes with a compare-and-swap, the loop
+ * takes all of it with one exchange and runs it oldest first.
+ *
+ * The doorbell is rung only for a scheduler that said it is going to
+ * sleep: it stores how it will sleep in s->sleeping, then looks at the
+ * inbox once more; a poster pushes, then looks at s->sleeping, and the one
+ * poster whose exchange finds it set rings.  Both sides are sequentially
+ * consistent, so either the sleeper sees the post or the poster sees the
+ * sleeper (the store-load pattern of Dekker's algorithm). */
+
+static long futex(atomic_int *word, int op, int val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, word, op, val, ts, NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
+void coro__sched_post(struct coro__sched *s, struct coro__node *n)
+{
+    atomic_fetch_add_explicit(&s->posters, 1, memory_order_relaxed);
+    struct coro__node *old = atomic_load_explicit(&s->inbox, memory_order_relaxed);
+    do
+        n->next = old;
+    while (!atomic_compare_exchange_weak_explicit(&s->inbox, &old, n, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+    if (atomic_load_explicit(&s->sleeping, memory_order_seq_cst) != CORO__AWAKE) {
+        int how = atomic_exchange_explicit(&s->sleeping, CORO__AWAKE, memory_order_seq_cst);
+        if (how == CORO__POLL) {
+            uint64_t one = 1;
+            while (write(s->bell, &one, sizeof one) < 0 && errno == EINTR) {
+            }
+        } else if (how == CORO__NAP) {
+            futex(&s->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
+        }
+        if (how != CORO__AWAKE)
+            atomic_fetch_add_explicit(&s->rings, 1, memory_order_relaxed);
+    }
+    atomic_fetch_sub_explicit(&s->posters, 1, memory_order_release);
+}
+
+/* Runs what was posted, oldest first. */
+static void drain(struct coro__sched *s)
+{
+    struct coro__node *n = atomic_exchange_explicit(&s->inbox, NULL, memory_order_acquire);
+    struct coro__node *fifo = NULL;
+
+    while (n) {
+        struct coro__node *next = n->next;
+        n->next = fifo;
+        fifo = n;
+        n = next;
+    }
+    while (fifo) {
+        struct coro__node *next = fifo->next;
+        fifo->run(s, fifo);
+        fifo = next;
+    }
+}
+
+static inline void inbox_check(struct coro__sched *s)
+{
+    if (atomic_load_explicit(&s->inbox, memory_order_relaxed))
+        drain(s);
+}
+
+#define task_of_post(n) \
+    ((struct coro__task *)((char *)(n) - offsetof(struct coro__task, post)))
+
+static void post_ready(struct coro__sched *s, struct coro__node *n)
+{
+    coro__push_ready(s, task_of_post(n));
+}
+
+void coro__wake_remote(struct coro__task *k)
+{
+    struct coro__sched *s = k->s;
+
+    if (s == coro__sched_current()) {
+        coro__push_ready(s, k);
+        return;
+    }
+    k->post.run = post_ready;
+    coro__sched_post(s, &k->post);
+}
+
+void coro__sched_hold(struct coro__sched *s, int d)
+{
+    s->holds = (size_t)((long)s->holds + d);
+}
+
+void coro__sched_bell_stats(const struct coro__sched *s, unsigned long *sleeps,
+                            unsigned long *rings)
+{
+    *sleeps = s->sleeps;
+    *rings = atomic_load_explicit(&s->rings, memory_order_relaxed);
 }
 
 void coro__unpark(coro_t *co, int result)
@@ -267,15 +394,78 @@ static void fire_timers(struct coro__sched *s)
 
 /* Nothing is ready: the thread sleeps until deadline (-1: until woken).
  * The one place a scheduler waits: in the reactor once there is one. */
+/* After a post woke the thread, more tend to follow (a burst of spawns or
+ * wakes from a busy thread): it looks at its inbox for a few microseconds
+ * before it sleeps again, so that such a burst costs a ring or two, not
+ * one per post that finds it asleep.  1 when a post came. */
+#define SPIN_NS 20000
+
+static inline void relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+static int spin(struct coro__sched *s, int64_t deadline)
+{
+    int64_t end = coro_now() + SPIN_NS;
+
+    if (deadline >= 0 && deadline < end)
+        end = deadline;
+    s->rung = 0;
+    do {
+        for (int i = 0; i < 64; i++) {
+            if (atomic_load_explicit(&s->inbox, memory_order_relaxed))
+                return 1;
+            relax();
+        }
+    } while (coro_now() < end);
+    return 0;
+}
+
 static void sched_idle(struct coro__sched *s, int64_t deadline)
 {
-    if (s->io) {
-        coro__io_poll(s, deadline);
+    struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
+
+    if (!s->holds && !s->remote_waits) {
+        /* No other thread can post here: sleep without a doorbell. */
+        if (s->io)
+            coro__io_poll(s, deadline);
+        else
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+            }
         return;
     }
-    struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    int how = CORO__NAP;
+    if (s->io) {
+        if (s->bell < 0)
+            s->bell = coro__io_bell(s);
+        if (s->bell < 0) {
+            /* No doorbell to be had: look at the inbox every millisecond. */
+            int64_t soon = coro_now() + 1000000;
+            coro__io_poll(s, deadline < 0 || deadline > soon ? soon : deadline);
+            return;
+        }
+        how = CORO__POLL;
     }
+    if (s->rung && spin(s, deadline))
+        return;
+    s->sleeps++;
+    atomic_store_explicit(&s->sleeping, how, memory_order_seq_cst);
+    if (!atomic_load_explicit(&s->inbox, memory_order_seq_cst)) {
+        if (how == CORO__POLL)
+            coro__io_poll(s, deadline);
+        else
+            futex(&s->sleeping, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, how,
+                  deadline < 0 ? NULL : &ts);
+    }
+    /* A poster's exchange took the flag: the ring woke it (or is on its
+     * way), and more posts are likely to follow. */
+    s->rung = atomic_exchange_explicit(&s->sleeping, CORO__AWAKE, memory_order_relaxed) ==
+              CORO__AWAKE;
 }
 
 /* Something outside the ready queue and the timers can still end a wait. */
@@ -310,8 +500,8 @@ static void report(struct coro__sched *s)
 }
 
 /* Liveness: nothing is ready, no deadline is pending, and nothing else
- * (no fd, signal or offload waited for; no other thread: none can yet)
- * can end a wait, yet tasks are
+ * (no fd, signal or offload waited for, no remote record another thread
+ * could end, no pool that may send spawns) can end a wait, yet tasks are
  * live: every one of them is parked for good.  Says which, then breaks the
  * deadlock in stages, each failing the waits of one more kind and, from
  * then on, every new wait of that kind at once, so the coroutines can only
@@ -381,15 +571,16 @@ static _Noreturn void lost(struct coro__sched *s)
 static int loop(struct coro__sched *s, int (*done)(void *), void *arg)
 {
     for (;;) {
+        inbox_check(s);
         if (done && done(arg))
             break;
         if (!s->head || !s->round) {
             if (s->timers.n)
                 fire_timers(s);
             if (!s->head) {
-                if (!s->live)
+                if (!s->live && !s->holds)
                     break;
-                if (s->timers.n || io_alive(s))
+                if (s->timers.n || io_alive(s) || s->remote_waits || s->holds)
                     sched_idle(s, coro__timers_first(&s->timers));
                 else if (deadlock(s))
                     lost(s);

@@ -16,8 +16,10 @@
  * is a compare-and-swap and the record says which coroutine to wake, so
  * such a waker can use the same protocol: what it cannot do is touch the
  * waiter's scheduler, which is why making ready goes through one function
- * (coro__wait_done).  Records that only this thread's wakers reach are
- * claimed with a plain test and store. */
+ * (coro__wait_done), which for a remote record posts the coroutine to
+ * its scheduler's inbox (coro__sched_post) when the waker is elsewhere.
+ * Records that only this thread's wakers reach are claimed with a plain
+ * test and store. */
 #ifndef CORO_SCHED_H
 #define CORO_SCHED_H
 
@@ -142,6 +144,30 @@ int coro__park_for(int64_t deadline, const char *what);
  * nobody claimed it first; otherwise nothing. */
 void coro__unpark(coro_t *co, int result);
 
+/* A message for a scheduler from another thread: run(s, n) runs on s's
+ * thread, in its loop, in the order the messages were posted.  Owned by
+ * the poster until run is called; run owns it then. */
+struct coro__node {
+    struct coro__node *next;
+    void (*run)(struct coro__sched *s, struct coro__node *n);
+};
+
+/* Any thread: pushes n into s's inbox, and rings s's doorbell if s has
+ * said it is going to sleep (so posts to an awake scheduler cost no system
+ * call, and a burst to a sleeping one costs one).  s must stay alive: it
+ * does while one of its coroutines waits in a remote record, or while a
+ * hold (coro__sched_hold) is on it. */
+void coro__sched_post(struct coro__sched *s, struct coro__node *n);
+
+/* Keeps s's loop running with nothing live (d = +1), for a pool's thread
+ * that waits for spawns; d = -1 lets it end again.  s's thread only. */
+void coro__sched_hold(struct coro__sched *s, int d);
+
+/* What the doorbell of s did, for tests and benchmarks: times s went to
+ * sleep where a post could reach it, and times a poster woke it. */
+void coro__sched_bell_stats(const struct coro__sched *s, unsigned long *sleeps,
+                            unsigned long *rings);
+
 /* ------------------------------------------------------------------
  * The scheduler's own data, here so that a wait's fast path inlines into
  * the sync layer's calls (a park is on every channel operation).  Only
@@ -169,6 +195,7 @@ struct coro__task {
     void (*on_finish)(struct coro__task *k); /* a group's hook, or NULL */
     void *group;                      /* the group it belongs to, or NULL */
     struct coro__task *gprev, *gnext; /* its group's member list */
+    struct coro__node post;           /* its wake from another thread */
 };
 
 /* Parks in a row that may switch straight to the next ready task. */
@@ -193,6 +220,24 @@ struct coro__sched {
     int stopping;               /* coro_shutdown: waits fail, no deadlock report */
     void *io;                   /* the io layer's reactor, made on its first
                                  * use (lib/io.c), or NULL */
+    size_t holds;               /* coro__sched_hold: run on with nothing live */
+    size_t remote_waits;        /* parked in records another thread can end */
+    unsigned long sleeps;       /* went to sleep where a post could reach it */
+    int bell;                   /* eventfd in the reactor for posts, or -1 */
+    int rung;                   /* its last sleep was ended by a post */
+
+    /* What other threads write, on lines of their own. */
+    _Alignas(64) _Atomic(struct coro__node *) inbox; /* posted, newest first */
+    atomic_int sleeping;        /* CORO__AWAKE, or how a post wakes it */
+    atomic_int posters;         /* posts between their push and their ring */
+    atomic_ulong rings;         /* times a poster rang the doorbell */
+};
+
+/* s->sleeping: how the scheduler sleeps, so how a poster wakes it. */
+enum {
+    CORO__AWAKE = 0,
+    CORO__NAP = 1,              /* futex wait on s->sleeping */
+    CORO__POLL = 2              /* in the reactor: write s->bell */
 };
 
 /* The io layer's side of the scheduler (lib/io.c).  Weak: called only when
@@ -206,6 +251,9 @@ void coro__io_poll(struct coro__sched *s, int64_t deadline) __attribute__((weak)
 int coro__io_alive(const struct coro__sched *s) __attribute__((weak));
 /* Thread exit: closes the reactor. */
 void coro__io_free(struct coro__sched *s) __attribute__((weak));
+/* An eventfd watched by s's reactor that wakes it and is read empty when
+ * it fires, made on first use; -1 when it cannot be had. */
+int coro__io_bell(struct coro__sched *s) __attribute__((weak));
 
 static inline void coro__push_ready(struct coro__sched *s, struct coro__task *k)
 {
@@ -247,13 +295,20 @@ static inline int coro__sched_check(void)
 
 /* Ends a wait the caller claimed: its coro__wait_park returns result (and
  * index says which clause).  co must be parked in it, on this thread. */
-static inline void coro__wait_done(struct coro__wait *wait, int result, size_t index)
+/* lib/sched.c: makes k ready from whichever thread the caller is on. */
+void coro__wake_remote(struct coro__task *k);
+
+static inline __attribute__((always_inline)) void
+coro__wait_done(struct coro__wait *wait, int result, size_t index)
 {
     struct coro__task *k = wait->co->sched;
 
     wait->result = result;
     wait->index = index;
-    coro__push_ready(k->s, k);
+    if (__builtin_expect(wait->remote, 0))
+        coro__wake_remote(k);
+    else
+        coro__push_ready(k->s, k);
 }
 
 /* lib/sched.c: k, never run, cannot have a stack: it finishes with ENOMEM
@@ -303,7 +358,7 @@ static inline __attribute__((always_inline)) int
 coro__task_park(struct coro__task *k, struct coro__wait *wait, int64_t deadline,
                 enum coro__wait_kind kind, const char *what)
 {
-    if (__builtin_expect(deadline >= 0 || k->cancelled || k->s->drain, 0))
+    if (__builtin_expect(deadline >= 0 || k->cancelled || k->s->drain || wait->remote, 0))
         return coro__park_slow(k, wait, deadline, kind, what);
     return coro__park_in(k, wait, kind, what);
 }

@@ -103,7 +103,8 @@ static inline struct coro__waiter *coro__waitq_claim(struct coro__waitq *q)
 }
 
 /* Ends the wait of claimed waiter w with result. */
-static inline void coro__wake(struct coro__waiter *w, int result)
+static inline __attribute__((always_inline)) void coro__wake(struct coro__waiter *w,
+                                                             int result)
 {
     coro__wait_done(w->wait, result, w->index);
 }
@@ -151,8 +152,9 @@ coro__wait_on_as(struct coro__task *k, struct coro__waitq *q, void *elem, int64_
 }
 
 /* The same for a plain (cancellable) wait. */
-static inline int coro__wait_on(struct coro__task *k, struct coro__waitq *q, void *elem,
-                                int64_t deadline, const char *what)
+static inline __attribute__((always_inline)) int
+coro__wait_on(struct coro__task *k, struct coro__waitq *q, void *elem, int64_t deadline,
+              const char *what)
 {
     return coro__wait_on_as(k, q, elem, deadline, CORO__WAIT_PLAIN, what);
 }

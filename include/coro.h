@@ -404,7 +404,9 @@ CORO_API int coro_group_destroy(coro_group_t *g);
  * Errors common to all: EINVAL for a NULL handle or bad argument (a
  * deadline below -1 included), ENOMEM when memory cannot be had, EBUSY to
  * destroy an object that coroutines are waiting on, EPERM from a thread
- * other than the object's. */
+ * other than the object's.  Channels made once the process has a pool
+ * (coro_pool_create, "threads") are shared instead: coroutines of any
+ * threads may use them, each call under the channel's lock. */
 
 /* A channel of fixed-size elements, copied in and out by value. */
 typedef struct coro_chan coro_chan_t;

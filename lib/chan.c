@@ -4,7 +4,12 @@
  * coroutines.  A receiver is only ever queued while the buffer is empty and
  * a sender only while it is full, so a send first looks for a waiting
  * receiver and a receive refills the buffer from the first waiting sender:
- * every transfer is one copy straight into the place it goes. */
+ * every transfer is one copy straight into the place it goes.
+ *
+ * A shared channel (made once the process has a pool: sync.h) runs the
+ * same code under its lock, from any thread; its waiters' records are
+ * remote.  A select over shared channels locks them all, in address
+ * order, so two selects cannot each hold one and wait for the other. */
 #include "sync.h"
 
 #include <errno.h>
@@ -16,6 +21,8 @@
 
 struct coro_chan {
     struct coro__sched *home;   /* the scheduler of the thread that made it */
+    int shared;                 /* any thread may use it: under lock */
+    atomic_int lock;
     size_t elem_size;
     size_t cap;                 /* buffer size in elements; 0: unbuffered */
     size_t head;                /* index of the oldest buffered element */
@@ -39,6 +46,8 @@ int coro_chan_create(coro_chan_t **ch, size_t elem_size, size_t cap)
     if (!c)
         return ENOMEM;
     c->home = home;
+    c->shared = atomic_load_explicit(&coro__mt, memory_order_relaxed);
+    atomic_init(&c->lock, 0);
     c->elem_size = elem_size;
     c->cap = cap;
     *ch = c;
@@ -49,6 +58,15 @@ int coro_chan_destroy(coro_chan_t *ch)
 {
     if (!ch)
         return EINVAL;
+    if (ch->shared) {
+        coro__lock(&ch->lock);
+        int busy = coro__waitq_first(&ch->sendq) || coro__waitq_first(&ch->recvq);
+        coro__unlock(&ch->lock);
+        if (busy)
+            return EBUSY;
+        free(ch);
+        return 0;
+    }
     if (coro__sync_home(ch->home))
         return EPERM;
     if (coro__waitq_first(&ch->sendq) || coro__waitq_first(&ch->recvq))
@@ -145,6 +163,70 @@ static inline __attribute__((always_inline)) int try_recv(struct coro_chan *c, v
     return c->closed ? EPIPE : EAGAIN;
 }
 
+/* Queues the caller (task k) on q of shared channel c, whose lock it
+ * holds, and parks; the lock is let go meanwhile and is not held on
+ * return.  A deadline that has passed is a try: the park ends at once
+ * unless a waker claimed the record between the unlock and the park. */
+static int wait_shared(struct coro_chan *c, struct coro__task *k, struct coro__waitq *q,
+                       void *elem, int64_t deadline, const char *what)
+{
+    struct coro__waiter w = { .elem = elem };
+    struct coro__wait wait;
+
+    coro__wait_init(&wait, k->co);
+    wait.remote = 1;
+    wait.w = &w;
+    wait.n = 1;
+    w.wait = &wait;
+    coro__waitq_push(q, &w);
+    coro__unlock(&c->lock);
+    int r = coro__task_park(k, &wait, deadline, CORO__WAIT_PLAIN, what);
+    coro__lock(&c->lock);
+    coro__waitq_unlink(&w);
+    coro__unlock(&c->lock);
+    return r;
+}
+
+/* The caller's task for a waiting call on a shared object, or NULL with
+ * the error in *r (EINVAL for a bad deadline first, as locally). */
+static struct coro__task *shared_caller(int64_t deadline, int *r)
+{
+    struct coro__task *k = coro__self_task();
+
+    *r = deadline < -1 ? EINVAL : k ? 0 : EPERM;
+    return *r ? NULL : k;
+}
+
+static int send_shared(struct coro_chan *c, const void *elem, int64_t deadline)
+{
+    int r;
+    struct coro__task *k = shared_caller(deadline, &r);
+
+    if (!k)
+        return r;
+    coro__lock(&c->lock);
+    if ((r = try_send(c, elem)) != EAGAIN) {
+        coro__unlock(&c->lock);
+        return r;
+    }
+    return wait_shared(c, k, &c->sendq, (void *)elem, deadline, "coro_chan_send");
+}
+
+static int recv_shared(struct coro_chan *c, void *elem, int64_t deadline)
+{
+    int r;
+    struct coro__task *k = shared_caller(deadline, &r);
+
+    if (!k)
+        return r;
+    coro__lock(&c->lock);
+    if ((r = try_recv(c, elem)) != EAGAIN) {
+        coro__unlock(&c->lock);
+        return r;
+    }
+    return wait_shared(c, k, &c->recvq, elem, deadline, "coro_chan_recv");
+}
+
 int coro_chan_send(coro_chan_t *ch, const void *elem, int64_t deadline)
 {
     struct coro__task *k;
@@ -152,6 +234,8 @@ int coro_chan_send(coro_chan_t *ch, const void *elem, int64_t deadline)
 
     if (!ch || (!elem && ch->elem_size))
         return EINVAL;
+    if (__builtin_expect(ch->shared, 0))
+        return send_shared(ch, elem, deadline);
     if ((r = coro__sync_wait_check(ch->home, deadline, &k)))
         return r;
     if ((r = try_send(ch, elem)) != EAGAIN)
@@ -166,6 +250,8 @@ int coro_chan_recv(coro_chan_t *ch, void *elem, int64_t deadline)
 
     if (!ch)
         return EINVAL;
+    if (__builtin_expect(ch->shared, 0))
+        return recv_shared(ch, elem, deadline);
     if ((r = coro__sync_wait_check(ch->home, deadline, &k)))
         return r;
     if ((r = try_recv(ch, elem)) != EAGAIN)
@@ -177,19 +263,34 @@ int coro_chan_close(coro_chan_t *ch)
 {
     if (!ch)
         return EINVAL;
-    if (coro__sync_home(ch->home))
+    if (!ch->shared && coro__sync_home(ch->home))
         return EPERM;
-    if (ch->closed)
-        return EPIPE;
-    ch->closed = 1;
-    coro__wake_all(&ch->recvq, EPIPE);
-    coro__wake_all(&ch->sendq, EPIPE);
-    return 0;
+    if (ch->shared)
+        coro__lock(&ch->lock);
+    int r = 0;
+    if (ch->closed) {
+        r = EPIPE;
+    } else {
+        ch->closed = 1;
+        coro__wake_all(&ch->recvq, EPIPE);
+        coro__wake_all(&ch->sendq, EPIPE);
+    }
+    if (ch->shared)
+        coro__unlock(&ch->lock);
+    return r;
 }
 
 size_t coro_chan_len(const coro_chan_t *ch)
 {
-    return ch ? ch->len : 0;
+    if (!ch)
+        return 0;
+    if (!ch->shared)
+        return ch->len;
+    struct coro_chan *c = (struct coro_chan *)ch; /* its lock only */
+    coro__lock(&c->lock);
+    size_t n = c->len;
+    coro__unlock(&c->lock);
+    return n;
 }
 
 size_t coro_chan_cap(const coro_chan_t *ch)
@@ -222,12 +323,49 @@ static int ready(const coro_select_clause_t *cl)
     return c->len || coro__waitq_first(&c->sendq) || c->closed;
 }
 
+/* Locks the distinct shared channels of the clauses in address order,
+ * listing them in locked (room for each); returns how many. */
+static size_t lock_all(const coro_select_clause_t *clauses, size_t n,
+                       struct coro_chan **locked)
+{
+    size_t m = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct coro_chan *c = clauses[i].chan;
+        if (!c || !c->shared)
+            continue;
+        size_t j = m;
+        while (j && locked[j - 1] > c)
+            j--;
+        if (j && locked[j - 1] == c)
+            continue; /* the same channel in two clauses */
+        memmove(&locked[j + 1], &locked[j], (m - j) * sizeof *locked);
+        locked[j] = c;
+        m++;
+    }
+    for (size_t i = 0; i < m; i++)
+        coro__lock(&locked[i]->lock);
+    return m;
+}
+
+static void relock_all(struct coro_chan **locked, size_t m)
+{
+    for (size_t i = 0; i < m; i++)
+        coro__lock(&locked[i]->lock);
+}
+
+static void unlock_all(struct coro_chan **locked, size_t m)
+{
+    for (size_t i = m; i--;)
+        coro__unlock(&locked[i]->lock);
+}
+
 int coro_select(const coro_select_clause_t *clauses, size_t n,
                 int64_t deadline, size_t *index)
 {
     struct coro__waiter local[SELECT_LOCAL], *w = local;
     struct coro__wait wait;
-    size_t i, nready = 0;
+    size_t i, nready = 0, shared = 0;
     int r;
 
     if (!clauses && n)
@@ -240,12 +378,18 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
         if (cl->chan && cl->op == CORO_SELECT_SEND && !cl->elem &&
             cl->chan->elem_size)
             return EINVAL;
-        if (cl->chan && coro__sync_home(cl->chan->home))
+        if (cl->chan && cl->chan->shared)
+            shared++;
+        else if (cl->chan && coro__sync_home(cl->chan->home))
             return EPERM;
     }
     struct coro__task *self;
     if ((r = coro__sync_wait_check(coro__sched_current(), deadline, &self)))
         return r;
+    struct coro_chan *locals[SELECT_LOCAL], **locked = locals;
+    if (shared > SELECT_LOCAL && !(locked = malloc(shared * sizeof *locked)))
+        return ENOMEM;
+    size_t nlocked = lock_all(clauses, n, locked);
 
     /* Count the ready clauses, then take the k-th of them for a k drawn
      * uniformly: each ready clause is chosen with probability 1/nready,
@@ -260,14 +404,22 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
         const coro_select_clause_t *cl = &clauses[i];
         r = cl->op == CORO_SELECT_SEND ? try_send(cl->chan, cl->elem)
                                        : try_recv(cl->chan, cl->elem);
+        unlock_all(locked, nlocked);
+        if (locked != locals)
+            free(locked);
         if (index)
             *index = i;
         return r;
     }
 
-    if (n > SELECT_LOCAL && !(w = malloc(n * sizeof *w)))
+    if (n > SELECT_LOCAL && !(w = malloc(n * sizeof *w))) {
+        unlock_all(locked, nlocked);
+        if (locked != locals)
+            free(locked);
         return ENOMEM;
+    }
     coro__wait_init(&wait, self->co);
+    wait.remote = nlocked != 0;
     wait.w = w;
     wait.n = n;
     for (i = 0; i < n; i++) {
@@ -278,7 +430,14 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
             coro__waitq_push(cl->op == CORO_SELECT_SEND ? &cl->chan->sendq
                                                         : &cl->chan->recvq, &w[i]);
     }
-    r = coro__wait_block(self, &wait, deadline, CORO__WAIT_PLAIN, "coro_select");
+    unlock_all(locked, nlocked);
+    r = coro__task_park(self, &wait, deadline, CORO__WAIT_PLAIN, "coro_select");
+    relock_all(locked, nlocked);
+    for (i = 0; i < n; i++)
+        coro__waitq_unlink(&w[i]);
+    unlock_all(locked, nlocked);
+    if (locked != locals)
+        free(locked);
     if ((r == 0 || r == EPIPE) && index)
         *index = wait.index;
     if (w != local)

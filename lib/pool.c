@@ -184,6 +184,7 @@ int coro_pool_create(coro_pool_t **pool, unsigned nthreads)
         return ENOMEM;
     }
     p->n = nthreads;
+    atomic_store_explicit(&coro__mt, 1, memory_order_relaxed);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -303,6 +303,8 @@ void coro__wake_remote(struct coro__task *k)
     coro__sched_post(s, &k->post);
 }
 
+atomic_int coro__mt;
+
 void coro__sched_hold(struct coro__sched *s, int d)
 {
     s->holds = (size_t)((long)s->holds + d);
@@ -415,14 +417,14 @@ static int spin(struct coro__sched *s, int64_t deadline)
 
     if (deadline >= 0 && deadline < end)
         end = deadline;
-    s->rung = 0;
     do {
         for (int i = 0; i < 64; i++) {
             if (atomic_load_explicit(&s->inbox, memory_order_relaxed))
-                return 1;
+                return 1; /* and the next idle spins again */
             relax();
         }
     } while (coro_now() < end);
+    s->rung = 0;
     return 0;
 }
 

@@ -159,6 +159,11 @@ struct coro__node {
  * hold (coro__sched_hold) is on it. */
 void coro__sched_post(struct coro__sched *s, struct coro__node *n);
 
+/* Set once the process has made a pool, never cleared: sync objects made
+ * from then on are shared (any thread may use them, under a lock of
+ * their own); those made before belong to their thread. */
+extern atomic_int coro__mt;
+
 /* Keeps s's loop running with nothing live (d = +1), for a pool's thread
  * that waits for spawns; d = -1 lets it end again.  s's thread only. */
 void coro__sched_hold(struct coro__sched *s, int d);

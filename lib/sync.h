@@ -10,14 +10,20 @@
  * from the list by whoever meets it, and its coroutine takes the rest of
  * its waiters off their lists when it runs.
  *
- * Every object belongs to the scheduler of the thread that made it: used
- * from another thread it refuses with EPERM (the mt layer lifts this). */
+ * An object made before the process had a pool belongs to the scheduler
+ * of the thread that made it: used from another thread it refuses with
+ * EPERM.  One made after is shared: every call takes its lock (lib/chan.c
+ * so far), and its waiters' records are remote, so that a waker on any
+ * thread claims them with a compare-and-swap and posts the wake to the
+ * waiter's own scheduler. */
 #ifndef CORO_SYNC_H
 #define CORO_SYNC_H
 
 #include "sched.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -157,6 +163,20 @@ coro__wait_on(struct coro__task *k, struct coro__waitq *q, void *elem, int64_t d
               const char *what)
 {
     return coro__wait_on_as(k, q, elem, deadline, CORO__WAIT_PLAIN, what);
+}
+
+/* The lock of a shared object: held for a few list operations and copies
+ * at a time, never across a park. */
+static inline void coro__lock(atomic_int *l)
+{
+    while (atomic_exchange_explicit(l, 1, memory_order_acquire))
+        while (atomic_load_explicit(l, memory_order_relaxed))
+            sched_yield(); /* its holder may have been preempted */
+}
+
+static inline void coro__unlock(atomic_int *l)
+{
+    atomic_store_explicit(l, 0, memory_order_release);
 }
 
 /* A zeroed object of size bytes whose first member is its home scheduler,

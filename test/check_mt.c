@@ -123,48 +123,6 @@ START_TEST(posts_to_an_awake_thread_ring_nothing)
 }
 END_TEST
 
-/* Many threads post to one scheduler at once: every post arrives once. */
-#define POSTERS 4
-#define PER_POSTER (UNDER_TSAN || RUNNING_ON_VALGRIND ? 2000 : 20000)
-
-static coro_pool_t *stress_pool;
-static atomic_uchar *seen;
-
-static void *mark(void *arg)
-{
-    atomic_fetch_add(&seen[(intptr_t)arg], 1);
-    return NULL;
-}
-
-static void *poster(void *arg)
-{
-    intptr_t base = (intptr_t)arg * PER_POSTER;
-
-    for (intptr_t i = 0; i < PER_POSTER; i++)
-        ck_assert_int_eq(coro_pool_spawn(stress_pool, (int)(i % 2), NULL, mark,
-                                         (void *)(base + i), NULL), 0);
-    return NULL;
-}
-
-START_TEST(inbox_stress)
-{
-    pthread_t t[POSTERS];
-
-    seen = calloc(POSTERS * PER_POSTER, 1);
-    ck_assert_ptr_nonnull(seen);
-    ck_assert_int_eq(coro_pool_create(&stress_pool, 2), 0);
-    for (intptr_t i = 0; i < POSTERS; i++)
-        ck_assert_int_eq(pthread_create(&t[i], NULL, poster, (void *)i), 0);
-    for (int i = 0; i < POSTERS; i++)
-        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
-    ck_assert_int_eq(coro_pool_wait(stress_pool, -1), 0);
-    for (int i = 0; i < POSTERS * PER_POSTER; i++)
-        ck_assert_int_eq(atomic_load(&seen[i]), 1);
-    ck_assert_int_eq(coro_pool_destroy(stress_pool), 0);
-    free(seen);
-}
-END_TEST
-
 /* A remote record: a coroutine on a pool thread parks in it, another
  * thread ends it; its own deadline races that waker, and exactly one of
  * the two wins each time. */
@@ -231,7 +189,6 @@ int main(void)
     TCase *tc = tcase_create("inbox");
     tcase_add_test(tc, burst_to_a_sleeper_rings_once_per_sleep);
     tcase_add_test(tc, posts_to_an_awake_thread_ring_nothing);
-    tcase_add_test(tc, inbox_stress);
     tcase_add_test(tc, remote_wake_races_the_deadline);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);

@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include "io.h"
 #include "sync.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -256,11 +257,9 @@ static void handle(struct coro__io *io, const struct epoll_event *ev)
     uint32_t gen = (uint32_t)(ev->data.u64 >> 32);
 
     if (gen == 0) {
-        if (fd == io->postfd) {
-            uint64_t v; /* the scheduler's loop takes the posts */
-            while (read(fd, &v, sizeof v) < 0 && errno == EINTR) {
-            }
-        } else if (fd == io->bellfd)
+        if (fd == io->postfd)
+            coro__bell_drain(fd); /* the scheduler's loop takes the posts */
+        else if (fd == io->bellfd)
             coro__offload_drain(io);
         else if (fd == io->sigfd)
             coro__signal_drain(io);

@@ -10,6 +10,7 @@
  * scheduler while jobs for it are still running: the last one frees it. */
 #define _GNU_SOURCE
 #include "io.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -90,9 +91,7 @@ static void *worker(void *unused)
         j->next = b->done;
         b->done = j;
         pthread_mutex_unlock(&b->lock);
-        uint64_t one = 1;
-        ssize_t w = write(b->bellfd, &one, sizeof one);
-        (void)w; /* a full counter (2^64 - 2) is as good as a ring */
+        coro__bell_ring(b->bellfd);
         box_unref(b);
 
         pthread_mutex_lock(&pool.lock);
@@ -205,12 +204,10 @@ static struct coro__offload_box *box_get(struct coro__io *io, int *err)
 void coro__offload_drain(struct coro__io *io)
 {
     struct coro__offload_box *b = io->box;
-    uint64_t n;
 
     if (!b)
         return;
-    while (read(b->bellfd, &n, sizeof n) < 0 && errno == EINTR) {
-    }
+    coro__bell_drain(b->bellfd);
     pthread_mutex_lock(&b->lock);
     struct job *j = b->done;
     b->done = NULL;

@@ -245,13 +245,10 @@ void coro__sched_post(struct coro__sched *s, struct coro__node *n)
                                                   memory_order_relaxed));
     if (atomic_load_explicit(&s->sleeping, memory_order_seq_cst) != CORO__AWAKE) {
         int how = atomic_exchange_explicit(&s->sleeping, CORO__AWAKE, memory_order_seq_cst);
-        if (how == CORO__POLL) {
-            uint64_t one = 1;
-            while (write(s->bell, &one, sizeof one) < 0 && errno == EINTR) {
-            }
-        } else if (how == CORO__NAP) {
+        if (how == CORO__POLL)
+            coro__bell_ring(s->bell);
+        else if (how == CORO__NAP)
             futex(&s->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
-        }
         if (how != CORO__AWAKE)
             atomic_fetch_add_explicit(&s->rings, 1, memory_order_relaxed);
     }

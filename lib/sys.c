@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -172,4 +173,20 @@ int coro__debug_env(void)
 void coro__debug_env_reset(void)
 {
     atomic_store(&debug_env, -1);
+}
+
+void coro__bell_ring(int fd)
+{
+    uint64_t one = 1;
+
+    while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+void coro__bell_drain(int fd)
+{
+    uint64_t n;
+
+    while (read(fd, &n, sizeof n) < 0 && errno == EINTR) {
+    }
 }

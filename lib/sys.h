@@ -39,6 +39,12 @@ int coro__sys_mprotect(void *addr, size_t len, int prot);
  * fails with err, and every later one too if sticky.  nth 0 disarms. */
 void coro__sys_fail(enum coro__sys_op op, long nth, int err, int sticky);
 
+/* An eventfd used as a doorbell: ring adds one to its counter (a full
+ * counter, 2^64 - 2, is as good as a ring), drain reads it empty (it is
+ * non-blocking: empty already is fine). */
+void coro__bell_ring(int fd);
+void coro__bell_drain(int fd);
+
 /* 1 when the environment variable CORO_DEBUG is set to a non-empty value
  * other than "0": diagnostics for the user go to stderr only then.  Read
  * once and cached. */

@@ -323,8 +323,20 @@ static int ready(const coro_select_clause_t *cl)
     return c->len || coro__waitq_first(&c->sendq) || c->closed;
 }
 
-/* Locks the distinct shared channels of the clauses in address order,
- * listing them in locked (room for each); returns how many. */
+static void lock_each(struct coro_chan **locked, size_t m)
+{
+    for (size_t i = 0; i < m; i++)
+        coro__lock(&locked[i]->lock);
+}
+
+static void unlock_each(struct coro_chan **locked, size_t m)
+{
+    for (size_t i = m; i--;)
+        coro__unlock(&locked[i]->lock);
+}
+
+/* Lists the distinct shared channels of the clauses in locked (room for
+ * each) in address order and locks them; returns how many. */
 static size_t lock_all(const coro_select_clause_t *clauses, size_t n,
                        struct coro_chan **locked)
 {
@@ -343,21 +355,17 @@ static size_t lock_all(const coro_select_clause_t *clauses, size_t n,
         locked[j] = c;
         m++;
     }
-    for (size_t i = 0; i < m; i++)
-        coro__lock(&locked[i]->lock);
+    lock_each(locked, m);
     return m;
 }
 
-static void relock_all(struct coro_chan **locked, size_t m)
+/* The end of a select: unlocks its shared channels, and frees their list
+ * if it did not fit on the stack. */
+static void release(struct coro_chan **locked, size_t m, struct coro_chan **on_stack)
 {
-    for (size_t i = 0; i < m; i++)
-        coro__lock(&locked[i]->lock);
-}
-
-static void unlock_all(struct coro_chan **locked, size_t m)
-{
-    for (size_t i = m; i--;)
-        coro__unlock(&locked[i]->lock);
+    unlock_each(locked, m);
+    if (locked != on_stack)
+        free(locked);
 }
 
 int coro_select(const coro_select_clause_t *clauses, size_t n,
@@ -389,7 +397,7 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
     struct coro_chan *locals[SELECT_LOCAL], **locked = locals;
     if (shared > SELECT_LOCAL && !(locked = malloc(shared * sizeof *locked)))
         return ENOMEM;
-    size_t nlocked = lock_all(clauses, n, locked);
+    size_t nlocked = shared ? lock_all(clauses, n, locked) : 0;
 
     /* Count the ready clauses, then take the k-th of them for a k drawn
      * uniformly: each ready clause is chosen with probability 1/nready,
@@ -404,18 +412,14 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
         const coro_select_clause_t *cl = &clauses[i];
         r = cl->op == CORO_SELECT_SEND ? try_send(cl->chan, cl->elem)
                                        : try_recv(cl->chan, cl->elem);
-        unlock_all(locked, nlocked);
-        if (locked != locals)
-            free(locked);
+        release(locked, nlocked, locals);
         if (index)
             *index = i;
         return r;
     }
 
     if (n > SELECT_LOCAL && !(w = malloc(n * sizeof *w))) {
-        unlock_all(locked, nlocked);
-        if (locked != locals)
-            free(locked);
+        release(locked, nlocked, locals);
         return ENOMEM;
     }
     coro__wait_init(&wait, self->co);
@@ -430,14 +434,12 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
             coro__waitq_push(cl->op == CORO_SELECT_SEND ? &cl->chan->sendq
                                                         : &cl->chan->recvq, &w[i]);
     }
-    unlock_all(locked, nlocked);
+    unlock_each(locked, nlocked);
     r = coro__task_park(self, &wait, deadline, CORO__WAIT_PLAIN, "coro_select");
-    relock_all(locked, nlocked);
+    lock_each(locked, nlocked);
     for (i = 0; i < n; i++)
         coro__waitq_unlink(&w[i]);
-    unlock_all(locked, nlocked);
-    if (locked != locals)
-        free(locked);
+    release(locked, nlocked, locals);
     if ((r == 0 || r == EPIPE) && index)
         *index = wait.index;
     if (w != local)

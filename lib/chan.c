@@ -20,9 +20,7 @@
 #define SELECT_LOCAL 8 /* clauses whose wait records fit on the stack */
 
 struct coro_chan {
-    struct coro__sched *home;   /* the scheduler of the thread that made it */
-    int shared;                 /* any thread may use it: under lock */
-    atomic_int lock;
+    struct coro__sync o;
     size_t elem_size;
     size_t cap;                 /* buffer size in elements; 0: unbuffered */
     size_t head;                /* index of the oldest buffered element */
@@ -45,9 +43,9 @@ int coro_chan_create(coro_chan_t **ch, size_t elem_size, size_t cap)
     c = calloc(1, sizeof *c + elem_size * cap);
     if (!c)
         return ENOMEM;
-    c->home = home;
-    c->shared = atomic_load_explicit(&coro__mt, memory_order_relaxed);
-    atomic_init(&c->lock, 0);
+    c->o.home = home;
+    c->o.shared = atomic_load_explicit(&coro__mt, memory_order_relaxed);
+    atomic_init(&c->o.lock, 0);
     c->elem_size = elem_size;
     c->cap = cap;
     *ch = c;
@@ -58,16 +56,16 @@ int coro_chan_destroy(coro_chan_t *ch)
 {
     if (!ch)
         return EINVAL;
-    if (ch->shared) {
-        coro__lock(&ch->lock);
+    if (ch->o.shared) {
+        coro__lock(&ch->o.lock);
         int busy = coro__waitq_first(&ch->sendq) || coro__waitq_first(&ch->recvq);
-        coro__unlock(&ch->lock);
+        coro__unlock(&ch->o.lock);
         if (busy)
             return EBUSY;
         free(ch);
         return 0;
     }
-    if (coro__sync_home(ch->home))
+    if (coro__sync_home(ch->o.home))
         return EPERM;
     if (coro__waitq_first(&ch->sendq) || coro__waitq_first(&ch->recvq))
         return EBUSY;
@@ -163,68 +161,34 @@ static inline __attribute__((always_inline)) int try_recv(struct coro_chan *c, v
     return c->closed ? EPIPE : EAGAIN;
 }
 
-/* Queues the caller (task k) on q of shared channel c, whose lock it
- * holds, and parks; the lock is let go meanwhile and is not held on
- * return.  A deadline that has passed is a try: the park ends at once
- * unless a waker claimed the record between the unlock and the park. */
-static int wait_shared(struct coro_chan *c, struct coro__task *k, struct coro__waitq *q,
-                       void *elem, int64_t deadline, const char *what)
-{
-    struct coro__waiter w = { .elem = elem };
-    struct coro__wait wait;
-
-    coro__wait_init(&wait, k->co);
-    wait.remote = 1;
-    wait.w = &w;
-    wait.n = 1;
-    w.wait = &wait;
-    coro__waitq_push(q, &w);
-    coro__unlock(&c->lock);
-    int r = coro__task_park(k, &wait, deadline, CORO__WAIT_PLAIN, what);
-    coro__lock(&c->lock);
-    coro__waitq_unlink(&w);
-    coro__unlock(&c->lock);
-    return r;
-}
-
-/* The caller's task for a waiting call on a shared object, or NULL with
- * the error in *r (EINVAL for a bad deadline first, as locally). */
-static struct coro__task *shared_caller(int64_t deadline, int *r)
-{
-    struct coro__task *k = coro__self_task();
-
-    *r = deadline < -1 ? EINVAL : k ? 0 : EPERM;
-    return *r ? NULL : k;
-}
-
 static int send_shared(struct coro_chan *c, const void *elem, int64_t deadline)
 {
+    struct coro__task *k;
     int r;
-    struct coro__task *k = shared_caller(deadline, &r);
 
-    if (!k)
+    if ((r = coro__sync_begin(&c->o, deadline, &k)))
         return r;
-    coro__lock(&c->lock);
     if ((r = try_send(c, elem)) != EAGAIN) {
-        coro__unlock(&c->lock);
+        coro__unlock(&c->o.lock);
         return r;
     }
-    return wait_shared(c, k, &c->sendq, (void *)elem, deadline, "coro_chan_send");
+    return coro__sync_wait(&c->o, k, &c->sendq, (void *)elem, deadline, CORO__WAIT_PLAIN,
+                           "coro_chan_send");
 }
 
 static int recv_shared(struct coro_chan *c, void *elem, int64_t deadline)
 {
+    struct coro__task *k;
     int r;
-    struct coro__task *k = shared_caller(deadline, &r);
 
-    if (!k)
+    if ((r = coro__sync_begin(&c->o, deadline, &k)))
         return r;
-    coro__lock(&c->lock);
     if ((r = try_recv(c, elem)) != EAGAIN) {
-        coro__unlock(&c->lock);
+        coro__unlock(&c->o.lock);
         return r;
     }
-    return wait_shared(c, k, &c->recvq, elem, deadline, "coro_chan_recv");
+    return coro__sync_wait(&c->o, k, &c->recvq, elem, deadline, CORO__WAIT_PLAIN,
+                           "coro_chan_recv");
 }
 
 int coro_chan_send(coro_chan_t *ch, const void *elem, int64_t deadline)
@@ -234,9 +198,9 @@ int coro_chan_send(coro_chan_t *ch, const void *elem, int64_t deadline)
 
     if (!ch || (!elem && ch->elem_size))
         return EINVAL;
-    if (__builtin_expect(ch->shared, 0))
+    if (__builtin_expect(ch->o.shared, 0))
         return send_shared(ch, elem, deadline);
-    if ((r = coro__sync_wait_check(ch->home, deadline, &k)))
+    if ((r = coro__sync_wait_check(ch->o.home, deadline, &k)))
         return r;
     if ((r = try_send(ch, elem)) != EAGAIN)
         return r;
@@ -250,9 +214,9 @@ int coro_chan_recv(coro_chan_t *ch, void *elem, int64_t deadline)
 
     if (!ch)
         return EINVAL;
-    if (__builtin_expect(ch->shared, 0))
+    if (__builtin_expect(ch->o.shared, 0))
         return recv_shared(ch, elem, deadline);
-    if ((r = coro__sync_wait_check(ch->home, deadline, &k)))
+    if ((r = coro__sync_wait_check(ch->o.home, deadline, &k)))
         return r;
     if ((r = try_recv(ch, elem)) != EAGAIN)
         return r;
@@ -263,10 +227,10 @@ int coro_chan_close(coro_chan_t *ch)
 {
     if (!ch)
         return EINVAL;
-    if (!ch->shared && coro__sync_home(ch->home))
+    if (!ch->o.shared && coro__sync_home(ch->o.home))
         return EPERM;
-    if (ch->shared)
-        coro__lock(&ch->lock);
+    if (ch->o.shared)
+        coro__lock(&ch->o.lock);
     int r = 0;
     if (ch->closed) {
         r = EPIPE;
@@ -275,8 +239,8 @@ int coro_chan_close(coro_chan_t *ch)
         coro__wake_all(&ch->recvq, EPIPE);
         coro__wake_all(&ch->sendq, EPIPE);
     }
-    if (ch->shared)
-        coro__unlock(&ch->lock);
+    if (ch->o.shared)
+        coro__unlock(&ch->o.lock);
     return r;
 }
 
@@ -284,12 +248,12 @@ size_t coro_chan_len(const coro_chan_t *ch)
 {
     if (!ch)
         return 0;
-    if (!ch->shared)
+    if (!ch->o.shared)
         return ch->len;
     struct coro_chan *c = (struct coro_chan *)ch; /* its lock only */
-    coro__lock(&c->lock);
+    coro__lock(&c->o.lock);
     size_t n = c->len;
-    coro__unlock(&c->lock);
+    coro__unlock(&c->o.lock);
     return n;
 }
 
@@ -326,13 +290,13 @@ static int ready(const coro_select_clause_t *cl)
 static void lock_each(struct coro_chan **locked, size_t m)
 {
     for (size_t i = 0; i < m; i++)
-        coro__lock(&locked[i]->lock);
+        coro__lock(&locked[i]->o.lock);
 }
 
 static void unlock_each(struct coro_chan **locked, size_t m)
 {
     for (size_t i = m; i--;)
-        coro__unlock(&locked[i]->lock);
+        coro__unlock(&locked[i]->o.lock);
 }
 
 /* Lists the distinct shared channels of the clauses in locked (room for
@@ -344,7 +308,7 @@ static size_t lock_all(const coro_select_clause_t *clauses, size_t n,
 
     for (size_t i = 0; i < n; i++) {
         struct coro_chan *c = clauses[i].chan;
-        if (!c || !c->shared)
+        if (!c || !c->o.shared)
             continue;
         size_t j = m;
         while (j && locked[j - 1] > c)
@@ -386,9 +350,9 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
         if (cl->chan && cl->op == CORO_SELECT_SEND && !cl->elem &&
             cl->chan->elem_size)
             return EINVAL;
-        if (cl->chan && cl->chan->shared)
+        if (cl->chan && cl->chan->o.shared)
             shared++;
-        else if (cl->chan && coro__sync_home(cl->chan->home))
+        else if (cl->chan && coro__sync_home(cl->chan->o.home))
             return EPERM;
     }
     struct coro__task *self;

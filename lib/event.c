@@ -1,5 +1,6 @@
 /* sync: wait group and one-shot future (see include/coro.h,
- * "synchronisation"): events that wake every waiter at once. */
+ * "synchronisation"): events that wake every waiter at once.  A shared
+ * one (sync.h) does each call under its lock. */
 #include "sync.h"
 
 #include <errno.h>
@@ -7,19 +8,35 @@
 #include <stdlib.h>
 
 struct coro_wg {
-    struct coro__sched *home; /* the scheduler of the thread that made it */
+    struct coro__sync o;
     long count;               /* outstanding tasks, never below 0 */
     struct coro__waitq q;     /* coroutines waiting for count to reach 0 */
 };
 
 struct coro_future {
-    struct coro__sched *home;
+    struct coro__sync o;
     int set;                  /* 1 once coro_future_set succeeded */
     void *value;
     struct coro__waitq q;     /* coroutines waiting for the value: each gets
                                * it in its own waiter, so the future may be
                                * destroyed as soon as it is set */
 };
+
+/* destroy of an object with list q: EPERM from the wrong thread, EBUSY
+ * while waited on, or 0 and o is freed. */
+static int destroy(struct coro__sync *o, struct coro__waitq *q)
+{
+    int r = coro__sync_enter(o);
+
+    if (r)
+        return r;
+    int busy = coro__waitq_first(q) != NULL;
+    coro__sync_leave(o);
+    if (busy)
+        return EBUSY;
+    free(o);
+    return 0;
+}
 
 
 /* ----------------------------------------------------------- wait group */
@@ -33,30 +50,24 @@ int coro_wg_create(coro_wg_t **wg)
 
 int coro_wg_destroy(coro_wg_t *wg)
 {
-    if (!wg)
-        return EINVAL;
-    if (coro__sync_home(wg->home))
-        return EPERM;
-    if (coro__waitq_first(&wg->q))
-        return EBUSY;
-    free(wg);
-    return 0;
+    return wg ? destroy(&wg->o, &wg->q) : EINVAL;
 }
 
 int coro_wg_add(coro_wg_t *wg, long delta)
 {
     if (!wg)
         return EINVAL;
-    if (coro__sync_home(wg->home))
-        return EPERM;
+    int r = coro__sync_enter(&wg->o);
+    if (r)
+        return r;
     if (delta < 0 && wg->count + delta < 0) /* count >= 0: cannot overflow */
-        return EINVAL;
-    if (delta > 0 && wg->count > LONG_MAX - delta)
-        return EOVERFLOW;
-    wg->count += delta;
-    if (!wg->count)
+        r = EINVAL;
+    else if (delta > 0 && wg->count > LONG_MAX - delta)
+        r = EOVERFLOW;
+    else if (!(wg->count += delta))
         coro__wake_all(&wg->q, 0);
-    return 0;
+    coro__sync_leave(&wg->o);
+    return r;
 }
 
 int coro_wg_done(coro_wg_t *wg)
@@ -71,11 +82,14 @@ int coro_wg_wait(coro_wg_t *wg, int64_t deadline)
 
     if (!wg)
         return EINVAL;
-    if ((r = coro__sync_wait_check(wg->home, deadline, &k)))
+    if ((r = coro__sync_begin(&wg->o, deadline, &k)))
         return r;
-    if (!wg->count)
+    if (!wg->count) {
+        coro__sync_leave(&wg->o);
         return 0;
-    return coro__wait_on(k, &wg->q, NULL, deadline, "coro_wg_wait");
+    }
+    return coro__sync_wait(&wg->o, k, &wg->q, NULL, deadline, CORO__WAIT_PLAIN,
+                           "coro_wg_wait");
 }
 
 /* --------------------------------------------------------------- future */
@@ -89,14 +103,7 @@ int coro_future_create(coro_future_t **f)
 
 int coro_future_destroy(coro_future_t *f)
 {
-    if (!f)
-        return EINVAL;
-    if (coro__sync_home(f->home))
-        return EPERM;
-    if (coro__waitq_first(&f->q))
-        return EBUSY;
-    free(f);
-    return 0;
+    return f ? destroy(&f->o, &f->q) : EINVAL;
 }
 
 int coro_future_set(coro_future_t *f, void *value)
@@ -105,16 +112,20 @@ int coro_future_set(coro_future_t *f, void *value)
 
     if (!f)
         return EINVAL;
-    if (coro__sync_home(f->home))
-        return EPERM;
-    if (f->set)
+    int r = coro__sync_enter(&f->o);
+    if (r)
+        return r;
+    if (f->set) {
+        coro__sync_leave(&f->o);
         return EBUSY;
+    }
     f->set = 1;
     f->value = value;
     while ((w = coro__waitq_claim(&f->q))) {
         *(void **)w->elem = value;
         coro__wake(w, 0);
     }
+    coro__sync_leave(&f->o);
     return 0;
 }
 
@@ -122,17 +133,19 @@ int coro_future_wait(coro_future_t *f, void **value, int64_t deadline)
 {
     struct coro__task *k;
     int r;
-
     void *v;
 
     if (!f)
         return EINVAL;
-    if ((r = coro__sync_wait_check(f->home, deadline, &k)))
+    if ((r = coro__sync_begin(&f->o, deadline, &k)))
         return r;
-    if (f->set)
+    if (f->set) {
         v = f->value;
-    else if ((r = coro__wait_on(k, &f->q, &v, deadline, "coro_future_wait")))
+        coro__sync_leave(&f->o);
+    } else if ((r = coro__sync_wait(&f->o, k, &f->q, &v, deadline, CORO__WAIT_PLAIN,
+                                    "coro_future_wait"))) {
         return r;
+    }
     if (value)
         *value = v;
     return 0;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 
 struct coro_group {
-    struct coro__sched *home;   /* the scheduler of the thread that made it */
+    struct coro__sync o;        /* never shared: members finish on its thread */
     struct coro__task *members; /* not finished yet (task gprev/gnext) */
     size_t live;
     struct coro__waitq q;       /* coroutines in coro_group_wait */
@@ -21,7 +21,10 @@ int coro_group_create(coro_group_t **g)
 {
     if (!g)
         return EINVAL;
-    return (*g = coro__sync_new(sizeof **g)) ? 0 : ENOMEM;
+    if (!(*g = coro__sync_new(sizeof **g)))
+        return ENOMEM;
+    (*g)->o.shared = 0;
+    return 0;
 }
 
 static void member_finished(struct coro__task *k)
@@ -48,7 +51,7 @@ int coro_group_spawn(coro_group_t *g, coro_t **co, coro_fn fn, void *arg,
 
     if (!g)
         return EINVAL;
-    if ((err = coro__sync_home(g->home)))
+    if ((err = coro__sync_home(g->o.home)))
         return err;
     if ((err = coro_spawn(&c, fn, arg, attr)))
         return err;
@@ -99,7 +102,7 @@ int coro_group_wait(coro_group_t *g, int64_t deadline)
 
     if (!g || deadline < -1)
         return EINVAL;
-    if ((err = coro__sync_home(g->home)))
+    if ((err = coro__sync_home(g->o.home)))
         return err;
     return group_wait(g, deadline, CORO__WAIT_JOIN);
 }
@@ -110,7 +113,7 @@ int coro_group_cancel(coro_group_t *g)
 
     if (!g)
         return EINVAL;
-    if ((err = coro__sync_home(g->home)))
+    if ((err = coro__sync_home(g->o.home)))
         return err;
     for (struct coro__task *k = g->members; k; k = k->gnext)
         coro_cancel(k->co);
@@ -123,7 +126,7 @@ int coro_group_destroy(coro_group_t *g)
 
     if (!g)
         return EINVAL;
-    if ((err = coro__sync_home(g->home)))
+    if ((err = coro__sync_home(g->o.home)))
         return err;
     struct coro__task *self = coro__self_task();
     if (coro__self() && !self)

@@ -4,7 +4,11 @@
  * Unlock and release hand the mutex or the unit straight to the first
  * waiter instead of letting it race for it, so waiters are served in the
  * order they came and a coroutine that unlocks and locks again in a loop
- * cannot starve the others. */
+ * cannot starve the others.
+ *
+ * A shared object (sync.h) does each call under its lock; a condition
+ * wait takes the condition's lock, then the mutex's, never the other way
+ * round. */
 #include "sync.h"
 
 #include <errno.h>
@@ -12,22 +16,38 @@
 #include <stdlib.h>
 
 struct coro_mutex {
-    struct coro__sched *home; /* the scheduler of the thread that made it */
+    struct coro__sync o;
     uint64_t owner;           /* coro_id of the holder (ids are never reused,
                                * addresses are), 0 when free */
     struct coro__waitq q;     /* coroutines waiting to lock it */
 };
 
 struct coro_cond {
-    struct coro__sched *home;
+    struct coro__sync o;
     struct coro__waitq q;     /* coroutines waiting for a signal */
 };
 
 struct coro_sem {
-    struct coro__sched *home;
+    struct coro__sync o;
     unsigned value;           /* units available; 0 whenever q has a waiter */
     struct coro__waitq q;     /* coroutines waiting for a unit */
 };
+
+/* destroy of an object with list q, which is busy when it has a waiter or
+ * when held: EPERM from the wrong thread, EBUSY, or 0 and o is freed. */
+static int destroy(struct coro__sync *o, struct coro__waitq *q, const uint64_t *held)
+{
+    int r = coro__sync_enter(o);
+
+    if (r)
+        return r;
+    int busy = (held && *held) || coro__waitq_first(q);
+    coro__sync_leave(o);
+    if (busy)
+        return EBUSY;
+    free(o);
+    return 0;
+}
 
 
 /* ---------------------------------------------------------------- mutex */
@@ -41,14 +61,7 @@ int coro_mutex_create(coro_mutex_t **m)
 
 int coro_mutex_destroy(coro_mutex_t *m)
 {
-    if (!m)
-        return EINVAL;
-    if (coro__sync_home(m->home))
-        return EPERM;
-    if (m->owner || coro__waitq_first(&m->q))
-        return EBUSY;
-    free(m);
-    return 0;
+    return m ? destroy(&m->o, &m->q, &m->owner) : EINVAL;
 }
 
 int coro_mutex_lock(coro_mutex_t *m, int64_t deadline)
@@ -58,19 +71,21 @@ int coro_mutex_lock(coro_mutex_t *m, int64_t deadline)
 
     if (!m)
         return EINVAL;
-    if ((r = coro__sync_wait_check(m->home, deadline, &k)))
+    if ((r = coro__sync_begin(&m->o, deadline, &k)))
         return r;
     uint64_t self = coro_id(k->co);
-    if (!m->owner) {
+    if (!m->owner || m->owner == self) {
+        r = m->owner ? EDEADLK : 0;
         m->owner = self;
-        return 0;
+        coro__sync_leave(&m->o);
+        return r;
     }
-    if (m->owner == self)
-        return EDEADLK;
-    return coro__wait_on(k, &m->q, NULL, deadline, "coro_mutex_lock"); /* 0: we own it */
+    return coro__sync_wait(&m->o, k, &m->q, NULL, deadline, CORO__WAIT_PLAIN,
+                           "coro_mutex_lock"); /* 0: we own it */
 }
 
-/* Passes m to its first waiter, or frees it. */
+/* Passes m, whose lock the caller holds, to its first waiter, or frees
+ * it. */
 static void mutex_release(coro_mutex_t *m)
 {
     struct coro__waiter *w = coro__waitq_claim(&m->q);
@@ -87,13 +102,16 @@ int coro_mutex_unlock(coro_mutex_t *m)
 {
     if (!m)
         return EINVAL;
-    if (coro__sync_home(m->home))
-        return EPERM;
+    int r = coro__sync_enter(&m->o);
+    if (r)
+        return r;
     coro_t *self = coro__self();
     if (!m->owner || !self || m->owner != coro_id(self))
-        return EPERM;
-    mutex_release(m);
-    return 0;
+        r = EPERM;
+    else
+        mutex_release(m);
+    coro__sync_leave(&m->o);
+    return r;
 }
 
 /* Locks m for a coroutine coming back from a condition wait: it must hold
@@ -103,11 +121,13 @@ int coro_mutex_unlock(coro_mutex_t *m)
  * finished holding m, or is stuck itself): EDEADLK, m not held. */
 static int mutex_relock(struct coro__task *k, coro_mutex_t *m)
 {
+    coro__sync_enter(&m->o); /* k's own thread, or shared */
     if (!m->owner) {
         m->owner = coro_id(k->co);
+        coro__sync_leave(&m->o);
         return 0;
     }
-    int r = coro__wait_on_as(k, &m->q, NULL, -1, CORO__WAIT_RELOCK, "coro_cond_wait");
+    int r = coro__sync_wait(&m->o, k, &m->q, NULL, -1, CORO__WAIT_RELOCK, "coro_cond_wait");
     return r ? EDEADLK : 0;
 }
 
@@ -122,14 +142,7 @@ int coro_cond_create(coro_cond_t **c)
 
 int coro_cond_destroy(coro_cond_t *c)
 {
-    if (!c)
-        return EINVAL;
-    if (coro__sync_home(c->home))
-        return EPERM;
-    if (coro__waitq_first(&c->q))
-        return EBUSY;
-    free(c);
-    return 0;
+    return c ? destroy(&c->o, &c->q, NULL) : EINVAL;
 }
 
 int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline)
@@ -141,21 +154,34 @@ int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline)
 
     if (!c || !m)
         return EINVAL;
-    if ((r = coro__sync_home(c->home)) || (r = coro__sync_wait_check(m->home, deadline, &k)))
+    if ((!c->o.shared && (r = coro__sync_home(c->o.home))) ||
+        (r = coro__sync_begin(&m->o, deadline, &k)))
         return r;
     coro__wait_init(&wait, k->co);
-    if (m->owner != coro_id(wait.co))
+    int owner = m->owner == coro_id(wait.co);
+    coro__sync_leave(&m->o);
+    if (!owner)
         return EPERM;
     /* A passed deadline or a pending cancel ends the wait before m is
      * released: after, taking m back could wait for another coroutine. */
     if ((r = coro__wait_early(deadline)))
         return r;
+    wait.remote = c->o.shared;
     wait.w = &w;
     wait.n = 1;
     w.wait = &wait;
+    /* Queued before m goes: a signal sent by whoever takes m next finds
+     * this waiter. */
+    coro__sync_enter(&c->o);
     coro__waitq_push(&c->q, &w);
+    coro__sync_enter(&m->o);
     mutex_release(m);
-    r = coro__wait_block(k, &wait, deadline, CORO__WAIT_PLAIN, "coro_cond_wait");
+    coro__sync_leave(&m->o);
+    coro__sync_leave(&c->o);
+    r = coro__task_park(k, &wait, deadline, CORO__WAIT_PLAIN, "coro_cond_wait");
+    coro__sync_enter(&c->o);
+    coro__waitq_unlink(&w);
+    coro__sync_leave(&c->o);
     r2 = mutex_relock(k, m);
     return r2 ? r2 : r;
 }
@@ -166,10 +192,12 @@ int coro_cond_signal(coro_cond_t *c)
 
     if (!c)
         return EINVAL;
-    if (coro__sync_home(c->home))
-        return EPERM;
+    int r = coro__sync_enter(&c->o);
+    if (r)
+        return r;
     if ((w = coro__waitq_claim(&c->q)))
         coro__wake(w, 0);
+    coro__sync_leave(&c->o);
     return 0;
 }
 
@@ -177,9 +205,11 @@ int coro_cond_broadcast(coro_cond_t *c)
 {
     if (!c)
         return EINVAL;
-    if (coro__sync_home(c->home))
-        return EPERM;
+    int r = coro__sync_enter(&c->o);
+    if (r)
+        return r;
     coro__wake_all(&c->q, 0);
+    coro__sync_leave(&c->o);
     return 0;
 }
 
@@ -197,14 +227,7 @@ int coro_sem_create(coro_sem_t **s, unsigned value)
 
 int coro_sem_destroy(coro_sem_t *s)
 {
-    if (!s)
-        return EINVAL;
-    if (coro__sync_home(s->home))
-        return EPERM;
-    if (coro__waitq_first(&s->q))
-        return EBUSY;
-    free(s);
-    return 0;
+    return s ? destroy(&s->o, &s->q, NULL) : EINVAL;
 }
 
 int coro_sem_acquire(coro_sem_t *s, int64_t deadline)
@@ -214,13 +237,15 @@ int coro_sem_acquire(coro_sem_t *s, int64_t deadline)
 
     if (!s)
         return EINVAL;
-    if ((r = coro__sync_wait_check(s->home, deadline, &k)))
+    if ((r = coro__sync_begin(&s->o, deadline, &k)))
         return r;
     if (s->value) {
         s->value--;
+        coro__sync_leave(&s->o);
         return 0;
     }
-    return coro__wait_on(k, &s->q, NULL, deadline, "coro_sem_acquire"); /* 0: we got one */
+    return coro__sync_wait(&s->o, k, &s->q, NULL, deadline, CORO__WAIT_PLAIN,
+                           "coro_sem_acquire"); /* 0: we got one */
 }
 
 int coro_sem_release(coro_sem_t *s)
@@ -229,19 +254,28 @@ int coro_sem_release(coro_sem_t *s)
 
     if (!s)
         return EINVAL;
-    if (coro__sync_home(s->home))
-        return EPERM;
-    if ((w = coro__waitq_claim(&s->q))) {
+    int r = coro__sync_enter(&s->o);
+    if (r)
+        return r;
+    if ((w = coro__waitq_claim(&s->q)))
         coro__wake(w, 0);
-        return 0;
-    }
-    if (s->value == UINT_MAX)
-        return EOVERFLOW;
-    s->value++;
-    return 0;
+    else if (s->value == UINT_MAX)
+        r = EOVERFLOW;
+    else
+        s->value++;
+    coro__sync_leave(&s->o);
+    return r;
 }
 
 unsigned coro_sem_value(const coro_sem_t *s)
 {
-    return s ? s->value : 0;
+    if (!s)
+        return 0;
+    if (!s->o.shared)
+        return s->value;
+    struct coro_sem *w = (struct coro_sem *)s; /* its lock only */
+    coro__lock(&w->o.lock);
+    unsigned v = w->value;
+    coro__unlock(&w->o.lock);
+    return v;
 }

@@ -12,8 +12,8 @@
  *
  * An object made before the process had a pool belongs to the scheduler
  * of the thread that made it: used from another thread it refuses with
- * EPERM.  One made after is shared: every call takes its lock (lib/chan.c
- * so far), and its waiters' records are remote, so that a waker on any
+ * EPERM.  One made after is shared: every call takes its lock (struct
+ * coro__sync), and its waiters' records are remote, so that a waker on any
  * thread claims them with a compare-and-swap and posts the wake to the
  * waiter's own scheduler. */
 #ifndef CORO_SYNC_H
@@ -179,16 +179,26 @@ static inline void coro__unlock(atomic_int *l)
     atomic_store_explicit(l, 0, memory_order_release);
 }
 
-/* A zeroed object of size bytes whose first member is its home scheduler,
- * set to this thread's; NULL when memory cannot be had. */
+/* What every sync object starts with. */
+struct coro__sync {
+    struct coro__sched *home; /* the scheduler of the thread that made it */
+    int shared;               /* made once a pool existed: any thread, under lock */
+    atomic_int lock;
+};
+
+/* A zeroed object of size bytes that starts with a struct coro__sync,
+ * homed on this thread's scheduler and shared if a pool exists; NULL when
+ * memory cannot be had. */
 static inline void *coro__sync_new(size_t size)
 {
     struct coro__sched *home = coro__sched_here();
-    struct coro__sched **o;
+    struct coro__sync *o;
 
     if (!home || !(o = calloc(1, size)))
         return NULL;
-    *o = home;
+    o->home = home;
+    o->shared = atomic_load_explicit(&coro__mt, memory_order_relaxed);
+    atomic_init(&o->lock, 0);
     return o;
 }
 
@@ -217,6 +227,71 @@ static inline int coro__sync_wait_check(const struct coro__sched *home, int64_t 
         return EINVAL;
     *k = self;
     return 0;
+}
+
+/* A call that does not wait begins: EPERM for a thread object used
+ * elsewhere, else 0 with a shared object's lock held. */
+static inline int coro__sync_enter(struct coro__sync *o)
+{
+    if (__builtin_expect(o->shared, 0)) {
+        coro__lock(&o->lock);
+        return 0;
+    }
+    return coro__sync_home(o->home);
+}
+
+static inline void coro__sync_leave(struct coro__sync *o)
+{
+    if (__builtin_expect(o->shared, 0))
+        coro__unlock(&o->lock);
+}
+
+/* A call that may wait begins: the checks of coro__sync_wait_check (a
+ * shared object takes a coroutine of any thread's scheduler), then 0 with
+ * the caller's task in *k and a shared object's lock held. */
+static inline int coro__sync_begin(struct coro__sync *o, int64_t deadline,
+                                   struct coro__task **k)
+{
+    if (__builtin_expect(o->shared, 0)) {
+        struct coro__task *self = coro__self_task();
+        if (deadline < -1)
+            return EINVAL;
+        if (!self)
+            return EPERM;
+        *k = self;
+        coro__lock(&o->lock);
+        return 0;
+    }
+    return coro__sync_wait_check(o->home, deadline, k);
+}
+
+/* Queues the caller (task k) on q of o, begun with coro__sync_begin, and
+ * waits as coro__wait_on_as; a shared object's lock is let go for the
+ * park and is not held on return.  A shared object's record is remote,
+ * so a waker on any thread can claim it: a deadline that has passed is
+ * then a try, ending at once unless a waker claimed it between the unlock
+ * and the park. */
+static inline int coro__sync_wait(struct coro__sync *o, struct coro__task *k,
+                                  struct coro__waitq *q, void *elem, int64_t deadline,
+                                  enum coro__wait_kind kind, const char *what)
+{
+    if (!o->shared)
+        return coro__wait_on_as(k, q, elem, deadline, kind, what);
+    struct coro__waiter w = { .elem = elem };
+    struct coro__wait wait;
+
+    coro__wait_init(&wait, k->co);
+    wait.remote = 1;
+    wait.w = &w;
+    wait.n = 1;
+    w.wait = &wait;
+    coro__waitq_push(q, &w);
+    coro__unlock(&o->lock);
+    int r = coro__task_park(k, &wait, deadline, kind, what);
+    coro__lock(&o->lock);
+    coro__waitq_unlink(&w);
+    coro__unlock(&o->lock);
+    return r;
 }
 
 #endif

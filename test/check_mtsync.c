@@ -1,6 +1,7 @@
 /* Check suite of sync objects shared between threads (mt layer): channels
  * made once the process has a pool, used by coroutines of several pool
- * threads at once.  Each test runs in a process of its own (Check's fork
+ * threads at once, and the mutexes, conditions, semaphores, wait groups
+ * and futures made likewise.  Each test runs in a process of its own (Check's fork
  * mode), so the pool it makes first is the process's first. */
 #define _GNU_SOURCE
 #include <coro.h>
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SLOW (UNDER_TSAN || UNDER_ASAN || RUNNING_ON_VALGRIND)
 
@@ -338,6 +340,472 @@ START_TEST(shutdown_ends_shared_waits)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- mutex */
+
+#define LOCKERS 40           /* coroutines per thread */
+#define ROUNDS (SLOW ? 20 : 200)
+
+static coro_mutex_t *mx, *mx2;
+static long counted;          /* only ever touched under mx */
+static atomic_int inside, mx_errors;
+
+static void *locker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < ROUNDS; i++) {
+        if (coro_mutex_lock(mx, -1)) {
+            atomic_fetch_add(&mx_errors, 1);
+            continue;
+        }
+        if (atomic_fetch_add(&inside, 1) != 0)
+            atomic_fetch_add(&mx_errors, 1);
+        long v = counted;
+        if (i % 4 == 0)
+            coro_yield(NULL, NULL); /* others queue meanwhile, on every thread */
+        counted = v + 1;
+        atomic_fetch_sub(&inside, 1);
+        if (coro_mutex_unlock(mx))
+            atomic_fetch_add(&mx_errors, 1);
+    }
+    return NULL;
+}
+
+/* Coroutines of four threads take turns with one mutex: never two inside,
+ * no increment lost. */
+START_TEST(mutex_excludes_across_threads)
+{
+    make_pool(4);
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    for (int i = 0; i < 4 * LOCKERS; i++)
+        ck_assert_int_eq(coro_pool_spawn(pool, i % 4, NULL, locker, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&mx_errors), 0);
+    ck_assert_int_eq(counted, 4L * LOCKERS * ROUNDS);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+}
+END_TEST
+
+/* Waiters from three threads get the mutex in the order they asked. */
+#define QUEUED 6
+static atomic_int arrived, order[QUEUED], served;
+
+static void *queue_for_lock(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+
+    atomic_store(&arrived, id + 1);
+    if (coro_mutex_lock(mx, -1) == 0) {
+        order[atomic_fetch_add(&served, 1)] = id;
+        coro_mutex_unlock(mx);
+    }
+    return NULL;
+}
+
+static void *holds_then_queues(void *arg)
+{
+    (void)arg;
+    if (coro_mutex_lock(mx, -1))
+        return NULL;
+    for (int i = 0; i < QUEUED; i++) {
+        coro_pool_spawn(pool, 1 + i % 3, NULL, queue_for_lock, (void *)(intptr_t)i, NULL);
+        while (atomic_load(&arrived) != i + 1)
+            coro_sleep(1000000);
+        /* It has asked; give it time to queue behind the others. */
+        coro_sleep((SLOW ? 100 : 20) * 1000000LL);
+    }
+    coro_mutex_unlock(mx);
+    return NULL;
+}
+
+START_TEST(mutex_is_fifo_across_threads)
+{
+    make_pool(4);
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, holds_then_queues, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&served), QUEUED);
+    for (int i = 0; i < QUEUED; i++)
+        ck_assert_int_eq(order[i], i);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+}
+END_TEST
+
+/* A deadline on a mutex held by a coroutine of another thread. */
+static atomic_int held, timed;
+
+static void *holds_a_while(void *arg)
+{
+    (void)arg;
+    coro_mutex_lock(mx, -1);
+    atomic_store(&held, 1);
+    while (atomic_load(&timed) == 0)
+        coro_sleep(1000000);
+    coro_mutex_unlock(mx);
+    return NULL;
+}
+
+static void *locks_with_deadline(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&held))
+        coro_sleep(1000000);
+    int r = coro_mutex_lock(mx, coro_now() + 20000000);
+    atomic_store(&timed, r == ETIMEDOUT ? 1 : -1);
+    /* Once let go, it can be had. */
+    if (coro_mutex_lock(mx, coro_now() + 10 * 1000000000LL) == 0 && coro_mutex_unlock(mx) == 0)
+        atomic_store(&timed, 2);
+    return NULL;
+}
+
+START_TEST(mutex_deadline_across_threads)
+{
+    make_pool(2);
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, holds_a_while, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 1, NULL, locks_with_deadline, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&timed), 2);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+}
+END_TEST
+
+/* ----------------------------------------------------------------- cond */
+
+/* A bounded queue under a mutex and two conditions, with producers on two
+ * threads and consumers on two others: every item arrives once. */
+#define QCAP 4
+#define ITEMS (SLOW ? 300 : 5000)  /* per producer */
+#define PRODUCERS 4
+
+static coro_cond_t *not_full, *not_empty;
+static int ring[QCAP], qlen, qhead;    /* under mx */
+static atomic_int cond_errors, consumed;
+static atomic_long sum;
+
+static void *producer(void *arg)
+{
+    int base = (int)(intptr_t)arg * ITEMS;
+
+    for (int i = 0; i < ITEMS; i++) {
+        coro_mutex_lock(mx, -1);
+        while (qlen == QCAP)
+            if (coro_cond_wait(not_full, mx, -1))
+                atomic_fetch_add(&cond_errors, 1);
+        ring[(qhead + qlen++) % QCAP] = base + i;
+        coro_cond_signal(not_empty);
+        coro_mutex_unlock(mx);
+    }
+    return NULL;
+}
+
+static void *consumer(void *arg)
+{
+    int n = (int)(intptr_t)arg;
+
+    for (int i = 0; i < n; i++) {
+        coro_mutex_lock(mx, -1);
+        while (qlen == 0)
+            if (coro_cond_wait(not_empty, mx, -1))
+                atomic_fetch_add(&cond_errors, 1);
+        int v = ring[qhead];
+        qhead = (qhead + 1) % QCAP;
+        qlen--;
+        coro_cond_signal(not_full);
+        coro_mutex_unlock(mx);
+        atomic_fetch_add(&sum, v);
+        atomic_fetch_add(&consumed, 1);
+    }
+    return NULL;
+}
+
+START_TEST(cond_queue_across_threads)
+{
+    make_pool(4);
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    ck_assert_int_eq(coro_cond_create(&not_full), 0);
+    ck_assert_int_eq(coro_cond_create(&not_empty), 0);
+    for (int i = 0; i < PRODUCERS; i++) {
+        ck_assert_int_eq(coro_pool_spawn(pool, i % 2, NULL, producer, (void *)(intptr_t)i,
+                                         NULL), 0);
+        ck_assert_int_eq(coro_pool_spawn(pool, 2 + i % 2, NULL, consumer,
+                                         (void *)(intptr_t)ITEMS, NULL), 0);
+    }
+    end_pool();
+    long n = (long)PRODUCERS * ITEMS;
+    ck_assert_int_eq(atomic_load(&cond_errors), 0);
+    ck_assert_int_eq(atomic_load(&consumed), n);
+    ck_assert_int_eq(atomic_load(&sum), n * (n - 1) / 2);
+    ck_assert_int_eq(coro_cond_destroy(not_full), 0);
+    ck_assert_int_eq(coro_cond_destroy(not_empty), 0);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+}
+END_TEST
+
+/* Broadcast from one thread wakes waiters of three others, each holding
+ * the mutex again when its wait returns. */
+static int go_flag;                    /* under mx */
+static atomic_int bc_waiting, bc_woken;
+
+static void *waits_for_go(void *arg)
+{
+    (void)arg;
+    coro_mutex_lock(mx, -1);
+    atomic_fetch_add(&bc_waiting, 1);
+    while (!go_flag)
+        if (coro_cond_wait(not_empty, mx, -1))
+            atomic_fetch_add(&cond_errors, 1);
+    atomic_fetch_add(&bc_woken, 1);
+    if (coro_mutex_unlock(mx)) /* it holds mx */
+        atomic_fetch_add(&cond_errors, 1);
+    return NULL;
+}
+
+static void *broadcaster(void *arg)
+{
+    int n = (int)(intptr_t)arg;
+
+    while (atomic_load(&bc_waiting) < n)
+        coro_sleep(1000000);
+    coro_mutex_lock(mx, -1);
+    go_flag = 1;
+    coro_cond_broadcast(not_empty);
+    coro_mutex_unlock(mx);
+    return NULL;
+}
+
+START_TEST(cond_broadcast_across_threads)
+{
+    make_pool(4);
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    ck_assert_int_eq(coro_cond_create(&not_empty), 0);
+    for (int i = 0; i < 30; i++)
+        ck_assert_int_eq(coro_pool_spawn(pool, 1 + i % 3, NULL, waits_for_go, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, broadcaster, (void *)30, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&cond_errors), 0);
+    ck_assert_int_eq(atomic_load(&bc_woken), 30);
+    ck_assert_int_eq(coro_cond_destroy(not_empty), 0);
+    ck_assert_int_eq(coro_mutex_destroy(mx), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------ semaphore */
+
+#define UNITS 3
+static coro_sem_t *sem;
+static atomic_int in_use, most_in_use, sem_errors, sem_done;
+
+static void *uses_a_unit(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 10; i++) {
+        if (coro_sem_acquire(sem, -1)) {
+            atomic_fetch_add(&sem_errors, 1);
+            continue;
+        }
+        int n = atomic_fetch_add(&in_use, 1) + 1;
+        int m = atomic_load(&most_in_use);
+        while (n > m && !atomic_compare_exchange_weak(&most_in_use, &m, n))
+            ;
+        coro_yield(NULL, NULL);
+        atomic_fetch_sub(&in_use, 1);
+        if (coro_sem_release(sem))
+            atomic_fetch_add(&sem_errors, 1);
+    }
+    atomic_fetch_add(&sem_done, 1);
+    return NULL;
+}
+
+/* A semaphore of three units shared by coroutines of four threads: never
+ * more than three in, all units back at the end. */
+START_TEST(sem_bounds_across_threads)
+{
+    make_pool(4);
+    ck_assert_int_eq(coro_sem_create(&sem, UNITS), 0);
+    for (int i = 0; i < 80; i++)
+        ck_assert_int_eq(coro_pool_spawn(pool, i % 4, NULL, uses_a_unit, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&sem_errors), 0);
+    ck_assert_int_eq(atomic_load(&sem_done), 80);
+    ck_assert_int_le(atomic_load(&most_in_use), UNITS);
+    ck_assert_int_ge(atomic_load(&most_in_use), 1);
+    ck_assert_uint_eq(coro_sem_value(sem), UNITS);
+    ck_assert_int_eq(coro_sem_destroy(sem), 0);
+}
+END_TEST
+
+/* ------------------------------------------------- wait group, future */
+
+static coro_wg_t *wg;
+static coro_future_t *fut;
+static atomic_int work_done, wg_seen, fut_errors, fut_seen;
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    coro_sleep(1000000);
+    atomic_fetch_add(&work_done, 1);
+    coro_wg_done(wg);
+    return NULL;
+}
+
+static void *waits_for_group(void *arg)
+{
+    int n = (int)(intptr_t)arg;
+
+    if (coro_wg_wait(wg, -1) == 0 && atomic_load(&work_done) == n)
+        atomic_fetch_add(&wg_seen, 1);
+    return NULL;
+}
+
+/* Workers on four threads, waiters on two: each waiter returns after the
+ * last worker. */
+START_TEST(wait_group_across_threads)
+{
+    make_pool(4);
+    ck_assert_int_eq(coro_wg_create(&wg), 0);
+    ck_assert_int_eq(coro_wg_add(wg, 100), 0); /* from the main thread */
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(coro_pool_spawn(pool, i, NULL, waits_for_group, (void *)100, NULL),
+                         0);
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(coro_pool_spawn(pool, i % 4, NULL, worker, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&wg_seen), 4);
+    ck_assert_int_eq(coro_wg_add(wg, -1), EINVAL);
+    ck_assert_int_eq(coro_wg_destroy(wg), 0);
+}
+END_TEST
+
+static void *waits_for_value(void *arg)
+{
+    void *v = NULL;
+
+    (void)arg;
+    if (coro_future_wait(fut, &v, -1) || v != &fut_seen)
+        atomic_fetch_add(&fut_errors, 1);
+    else
+        atomic_fetch_add(&fut_seen, 1);
+    return NULL;
+}
+
+static void *sets_value(void *arg)
+{
+    (void)arg;
+    coro_sleep(10000000);
+    if (coro_future_set(fut, &fut_seen) || coro_future_set(fut, NULL) != EBUSY)
+        atomic_fetch_add(&fut_errors, 1);
+    return NULL;
+}
+
+/* A future set on one thread wakes waiters on three others with its
+ * value; a second set is refused. */
+START_TEST(future_across_threads)
+{
+    make_pool(4);
+    ck_assert_int_eq(coro_future_create(&fut), 0);
+    for (int i = 0; i < 30; i++)
+        ck_assert_int_eq(coro_pool_spawn(pool, 1 + i % 3, NULL, waits_for_value, NULL, NULL),
+                         0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, sets_value, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&fut_errors), 0);
+    ck_assert_int_eq(atomic_load(&fut_seen), 30);
+    ck_assert_int_eq(coro_future_destroy(fut), 0);
+}
+END_TEST
+
+/* ------------------------------------------------ shutdown of every wait */
+
+enum { W_CHAN, W_MUTEX, W_COND, W_SEM, W_WG, W_FUTURE, W_KINDS };
+static atomic_int ended[W_KINDS], holding_after_cond;
+static atomic_int parked_kinds;
+
+static void *holds_mutex_forever(void *arg)
+{
+    (void)arg;
+    coro_mutex_lock(mx, -1);
+    atomic_fetch_add(&parked_kinds, 1);
+    coro_sleep_until(-1); /* ended by the shutdown, still holding mx: were it to
+                           * unlock, a waiter not cancelled yet would get it */
+    return NULL;
+}
+
+static void *parks_in(void *arg)
+{
+    int kind = (int)(intptr_t)arg, r = -1, v;
+    void *p;
+
+    atomic_fetch_add(&parked_kinds, 1);
+    switch (kind) {
+    case W_CHAN:
+        r = coro_chan_recv(never, &v, -1);
+        break;
+    case W_MUTEX:
+        r = coro_mutex_lock(mx, -1);
+        break;
+    case W_COND:
+        r = coro_mutex_lock(mx2, -1);
+        if (r == 0) {
+            r = coro_cond_wait(not_empty, mx2, -1);
+            /* A condition wait returns holding its mutex, even cancelled. */
+            if (coro_mutex_unlock(mx2) == 0)
+                atomic_fetch_add(&holding_after_cond, 1);
+        }
+        break;
+    case W_SEM:
+        r = coro_sem_acquire(sem, -1);
+        break;
+    case W_WG:
+        r = coro_wg_wait(wg, -1);
+        break;
+    case W_FUTURE:
+        r = coro_future_wait(fut, &p, -1);
+        break;
+    }
+    if (r == ECANCELED)
+        atomic_fetch_add(&ended[kind], 1);
+    return NULL;
+}
+
+/* The pool's shutdown unwinds coroutines of three threads parked in each
+ * kind of shared wait. */
+START_TEST(shutdown_ends_every_kind_of_wait)
+{
+    make_pool(3);
+    ck_assert_int_eq(coro_chan_create(&never, sizeof(int), 0), 0);
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    ck_assert_int_eq(coro_mutex_create(&mx2), 0);
+    ck_assert_int_eq(coro_cond_create(&not_empty), 0);
+    ck_assert_int_eq(coro_sem_create(&sem, 0), 0);
+    ck_assert_int_eq(coro_wg_create(&wg), 0);
+    ck_assert_int_eq(coro_wg_add(wg, 1), 0);
+    ck_assert_int_eq(coro_future_create(&fut), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, holds_mutex_forever, NULL, NULL), 0);
+    while (atomic_load(&parked_kinds) < 1)
+        usleep(1000);
+    for (int t = 0; t < 3; t++)
+        for (int k = 0; k < W_KINDS; k++)
+            ck_assert_int_eq(coro_pool_spawn(pool, t, NULL, parks_in, (void *)(intptr_t)k,
+                                             NULL), 0);
+    ck_assert_int_eq(coro_pool_wait(pool, coro_now() + 50000000), ETIMEDOUT);
+    ck_assert_int_eq(atomic_load(&parked_kinds), 1 + 3 * W_KINDS);
+    ck_assert_int_eq(coro_pool_shutdown(pool, coro_now() + 10 * 1000000000LL), 0);
+    for (int k = 0; k < W_KINDS; k++)
+        ck_assert_msg(atomic_load(&ended[k]) == 3, "kind %d: %d ended", k,
+                      atomic_load(&ended[k]));
+    ck_assert_int_eq(atomic_load(&holding_after_cond), 3);
+    ck_assert_int_eq(coro_pool_destroy(pool), 0);
+    ck_assert_int_eq(coro_chan_destroy(never), 0);
+    ck_assert_int_eq(coro_mutex_destroy(mx), EBUSY); /* its holder ended holding it */
+    ck_assert_int_eq(coro_mutex_destroy(mx2), 0);
+    ck_assert_int_eq(coro_cond_destroy(not_empty), 0);
+    ck_assert_int_eq(coro_sem_destroy(sem), 0);
+    ck_assert_int_eq(coro_wg_destroy(wg), 0);
+    ck_assert_int_eq(coro_future_destroy(fut), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("mtsync");
@@ -351,8 +819,20 @@ int main(void)
     tcase_add_test(tc, select_across_threads);
     tcase_add_test(tc, shutdown_ends_shared_waits);
     suite_add_tcase(su, tc);
+    tc = tcase_create("locks");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, mutex_excludes_across_threads);
+    tcase_add_test(tc, mutex_is_fifo_across_threads);
+    tcase_add_test(tc, mutex_deadline_across_threads);
+    tcase_add_test(tc, cond_queue_across_threads);
+    tcase_add_test(tc, cond_broadcast_across_threads);
+    tcase_add_test(tc, sem_bounds_across_threads);
+    tcase_add_test(tc, wait_group_across_threads);
+    tcase_add_test(tc, future_across_threads);
+    tcase_add_test(tc, shutdown_ends_every_kind_of_wait);
+    suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
+    srunner_run_all(sr, CK_ENV);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

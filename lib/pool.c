@@ -26,6 +26,17 @@
 
 #define POOL_MAX 1024 /* threads in one pool */
 
+/* The answer to a spawn that asked for a handle, on the spawner's stack:
+ * the spawner waits for it, parked in wait if it is a coroutine, else on
+ * the pool's condition variable. */
+struct reply {
+    coro_t *co;
+    int err;
+    int done;                   /* under the pool's lock (a thread waits) */
+    struct coro__wait wait;     /* a coroutine waits: remote */
+    int parked;                 /* it is a coroutine */
+};
+
 /* One spawn on its way to a thread: a message to its scheduler. */
 struct spawn {
     struct coro__node node;
@@ -34,6 +45,7 @@ struct spawn {
     void *arg;
     int has_attr;
     coro_attr_t attr;
+    struct reply *reply;        /* a handle is wanted, or NULL */
 };
 
 /* One pool thread. */
@@ -101,15 +113,66 @@ static void *trampoline(void *arg)
 /* A spawn arrives on its thread.  A thread whose coroutines were all
  * ended (coro_pool_shutdown, or a coro_shutdown of one of its own) takes
  * no more: what still comes never runs and stops counting. */
+/* Tells the spawner that asked for a handle how its spawn went. */
+static void answer(struct coro_pool *p, struct reply *r, coro_t *co, int err)
+{
+    r->co = co;
+    r->err = err;
+    if (r->parked) {
+        if (coro__wait_claim(&r->wait))
+            coro__wait_done(&r->wait, 0, 0);
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    r->done = 1;
+    pthread_cond_broadcast(&p->done);
+    pthread_mutex_unlock(&p->lock);
+}
+
 static void run_spawn(struct coro__sched *s, struct coro__node *n)
 {
     struct spawn *sp = (struct spawn *)n;
+    struct coro_pool *p = sp->m->pool;
+    struct reply *r = sp->reply;
+    coro_t *co = NULL;
+    int err = ECANCELED;
 
     if (s->stopping)
         atomic_store_explicit(&sp->m->closed, 1, memory_order_relaxed);
     if (atomic_load_explicit(&sp->m->closed, memory_order_relaxed) ||
-        coro_spawn(NULL, trampoline, sp, sp->has_attr ? &sp->attr : NULL) != 0)
-        drop(sp); /* closed, or no memory for it here (the spawn had returned 0) */
+        (err = coro_spawn(r ? &co : NULL, trampoline, sp,
+                          sp->has_attr ? &sp->attr : NULL)) != 0)
+        drop(sp); /* closed, or no memory for it here */
+    if (r)
+        answer(p, r, co, err);
+}
+
+/* Posts sp, which wants a handle, to m and waits for the answer. */
+static int spawn_far(struct member *m, struct spawn *sp, coro_t **co)
+{
+    struct coro_pool *p = m->pool;
+    struct coro__task *self = coro__self_task();
+    struct reply r = {.err = 0, .parked = self != NULL};
+    struct spawn *msg = sp; /* r is on this stack until the answer came */
+
+    if (self) {
+        coro__wait_init(&r.wait, self->co);
+        r.wait.remote = 1;
+    }
+    msg->reply = &r;
+    coro__sched_post(m->s, &msg->node);
+    if (self) {
+        /* Not cancellable: the answer writes to r, which must be there. */
+        coro__task_park(self, &r.wait, -1, CORO__WAIT_RELOCK, "coro_pool_spawn");
+    } else {
+        pthread_mutex_lock(&p->lock);
+        while (!r.done)
+            pthread_cond_wait(&p->done, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+    }
+    if (!r.err)
+        *co = r.co;
+    return r.err;
 }
 
 static void run_shutdown(struct coro__sched *s, struct coro__node *n)
@@ -137,6 +200,8 @@ static void *thread_main(void *arg)
     struct coro__sched *s = coro__sched_here();
 
     here = m;
+    if (s)
+        s->pooled = 1;
     pthread_mutex_lock(&p->lock);
     m->s = s;
     p->ready++;
@@ -235,11 +300,6 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
 {
     if (!pool || !fn || (thread != CORO_ANY && (thread < 0 || (unsigned)thread >= pool->n)))
         return EINVAL;
-    /* A handle is only of use on the coroutine's own thread (coro_join
-     * does not cross threads yet): given only for a spawn onto the
-     * caller's own pool thread, named, which then spawns directly. */
-    if (co && (thread == CORO_ANY || &pool->m[thread] != here))
-        return EINVAL;
     if (thread == CORO_ANY)
         thread = (int)(atomic_fetch_add_explicit(&pool->next, 1, memory_order_relaxed) %
                        pool->n);
@@ -249,7 +309,8 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
     errno = saved;
     if (!sp)
         return ENOMEM;
-    *sp = (struct spawn){.m = m, .fn = fn, .arg = arg, .has_attr = attr != NULL};
+    *sp = (struct spawn){.m = m, .fn = fn, .arg = arg, .has_attr = attr != NULL,
+                         .reply = NULL};
     sp->node.run = run_spawn;
     if (attr)
         sp->attr = *attr;
@@ -265,12 +326,14 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
             drop(sp);
         return ECANCELED;
     }
-    if (co) {
+    if (co && m == here) {
         int err = coro_spawn(co, trampoline, sp, attr);
         if (err)
             drop(sp);
         return err;
     }
+    if (co)
+        return spawn_far(m, sp, co);
     coro__sched_post(m->s, &sp->node);
     return 0;
 }

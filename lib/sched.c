@@ -17,6 +17,7 @@
 #include "sched.h"
 #include "timer.h"
 #include "sys.h"
+#include "sync.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -47,6 +48,35 @@ static int verbose(void)
 
 
 
+/* Whether the process has a pool, so that a task's lock is needed. */
+static inline int mt(void)
+{
+    return atomic_load_explicit(&coro__mt, memory_order_relaxed);
+}
+
+static inline void task_lock(struct coro__task *k)
+{
+    if (mt())
+        coro__lock(&k->lock);
+}
+
+static inline void task_unlock(struct coro__task *k)
+{
+    if (mt())
+        coro__unlock(&k->lock);
+}
+
+/* For free_task: 1 (and k is left for the last cancel's message to free)
+ * while cancels from other threads are posted to it. */
+static int task_pinned(struct coro__task *k)
+{
+    task_lock(k);
+    int pinned = k->pins != 0;
+    k->zombie = (unsigned char)pinned;
+    task_unlock(k);
+    return pinned;
+}
+
 static void free_task(struct coro__sched *s, struct coro__task *k)
 {
     if (k->prev_all)
@@ -57,6 +87,8 @@ static void free_task(struct coro__sched *s, struct coro__task *k)
         k->next_all->prev_all = k->prev_all;
     k->co->sched = NULL;
     coro_destroy(k->co);
+    if (task_pinned(k))
+        return; /* a cancel from another thread is on its way to it */
     if (s->nspare < SPARE_MAX) {
         k->next = s->spare;
         s->spare = k;
@@ -347,6 +379,7 @@ int coro_spawn(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
         return err;
     }
     *k = (struct coro__task){0};
+    atomic_init(&k->lock, 0);
     k->co = co;
     k->s = s;
     k->detached = !out;
@@ -362,24 +395,44 @@ int coro_spawn(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     return 0;
 }
 
+/* The join of a task of another thread's scheduler (a pool's): the
+ * record the finish of the task claims, with room for what it hands
+ * over, since the task is freed as it finishes. */
+struct far_join {
+    struct coro__wait wait;
+    void *result;
+    int err;
+};
+
+/* Only a far join's record is remote (a local joiner's never is). */
+#define far_of(j) ((struct far_join *)(j))
+
 static void finish(struct coro__sched *s, struct coro__task *k, void *result)
 {
-    k->finished = 1;
-    k->result = result;
     s->live--;
     /* The stack is done with: back to the cache now, not when (or if) a
      * joiner comes. */
     coro__drop_stack(k->co);
     if (k->on_finish)
         k->on_finish(k);
-    if (k->detached) {
-        free_task(s, k);
-    } else if (k->joiner) {
-        struct coro__wait *j = k->joiner;
-        k->joiner = NULL;
-        if (coro__wait_claim(j))
-            coro__wait_done(j, 0, 0);
+    task_lock(k);
+    k->finished = 1;
+    k->result = result;
+    struct coro__wait *j = k->joiner;
+    k->joiner = NULL;
+    int won = j && coro__wait_claim(j);
+    struct far_join *far = won && j->remote ? far_of(j) : NULL;
+    if (far) {
+        /* A joiner on another thread takes the result here, and the task
+         * goes as a detached one does. */
+        far->result = result;
+        far->err = k->err;
     }
+    task_unlock(k);
+    if (k->detached || far)
+        free_task(s, k);
+    if (won)
+        coro__wait_done(j, 0, 0);
 }
 
 static void fire_timers(struct coro__sched *s)
@@ -661,6 +714,53 @@ int coro_shutdown(void)
     return 0;
 }
 
+static void post_free(struct coro__sched *s, struct coro__node *n)
+{
+    free_task(s, task_of_post(n));
+}
+
+static int join_far(struct coro__task *self, struct coro__task *target, void **result,
+                    int64_t deadline)
+{
+    struct far_join far = {.err = 0};
+    struct coro__task *k = target; /* its joiner is on this stack until the
+                                    * wait ends, then off it (under lock) */
+
+    if (!k->s->pooled)
+        return EPERM;
+    coro__wait_init(&far.wait, self->co);
+    far.wait.remote = 1;
+    coro__lock(&k->lock);
+    if (k->detached || k->joiner) {
+        coro__unlock(&k->lock);
+        return EINVAL;
+    }
+    if (k->finished) {
+        /* Its thread frees it, after this has read it. */
+        far.err = k->err;
+        far.result = k->result;
+        k->post.run = post_free;
+        coro__sched_post(k->s, &k->post);
+        coro__unlock(&k->lock);
+    } else {
+        k->joiner = &far.wait;
+        coro__unlock(&k->lock);
+        int err = coro__task_park(self, &far.wait, deadline, CORO__WAIT_JOIN, "coro_join");
+        if (err) {
+            /* Its finish did not win the record, so k is still there,
+             * finished or not, and joinable again. */
+            coro__lock(&k->lock);
+            if (k->joiner == &far.wait)
+                k->joiner = NULL;
+            coro__unlock(&k->lock);
+            return err;
+        }
+    }
+    if (result && !far.err)
+        *result = far.result;
+    return far.err;
+}
+
 int coro_join(coro_t *co, void **result, int64_t deadline)
 {
     struct coro__task *self = coro__self_task();
@@ -671,21 +771,28 @@ int coro_join(coro_t *co, void **result, int64_t deadline)
         return EINVAL;
     struct coro__task *k = co->sched;
     if (k->s != self->s)
-        return EPERM;
+        return join_far(self, k, result, deadline);
     for (struct coro__task *x = k; x; x = x->joining)
         if (x == self)
             return EDEADLK;
-    if (k->detached || k->joiner)
+    task_lock(k);
+    int busy = k->detached || k->joiner;
+    task_unlock(k);
+    if (busy)
         return EINVAL;
     if (!k->finished) {
         struct coro__wait wait;
         coro__wait_init(&wait, self->co);
+        task_lock(k);
         k->joiner = &wait;
+        task_unlock(k);
         self->joining = k;
         int err = coro__wait_park(&wait, deadline, CORO__WAIT_JOIN, "coro_join");
         self->joining = NULL;
+        task_lock(k);
         if (k->joiner == &wait)
             k->joiner = NULL;
+        task_unlock(k);
         if (err)
             return err;
     }
@@ -696,18 +803,69 @@ int coro_join(coro_t *co, void **result, int64_t deadline)
     return err;
 }
 
+/* Cancels k, a task of this thread. */
+static void cancel_here(struct coro__task *k)
+{
+    /* No wait now, one that cannot be cancelled, or one someone else
+     * ended first: the cancel ends the next one. */
+    if (!(k->wait && k->kind != CORO__WAIT_RELOCK && wake_task(k, ECANCELED)))
+        k->cancelled = 1;
+}
+
+/* A cancel from another thread, on its way to the task's. */
+struct far_cancel {
+    struct coro__node node;
+    struct coro__task *k;
+};
+
+static void run_cancel(struct coro__sched *s, struct coro__node *n)
+{
+    struct coro__task *k = ((struct far_cancel *)n)->k;
+
+    (void)s;
+    free(n);
+    coro__lock(&k->lock);
+    k->pins--;
+    int gone = k->zombie && !k->pins;
+    coro__unlock(&k->lock);
+    if (gone)
+        free(k); /* freed while the cancel came: it is done with */
+    else if (!k->zombie && !k->finished)
+        cancel_here(k);
+}
+
+static int cancel_far(struct coro__task *k)
+{
+    if (!k->s->pooled)
+        return EPERM;
+    int saved = errno;
+    struct far_cancel *c = malloc(sizeof *c);
+    errno = saved;
+    if (!c)
+        return ENOMEM;
+    c->k = k;
+    c->node.run = run_cancel;
+    coro__lock(&k->lock);
+    int finished = k->finished;
+    if (!finished) {
+        k->pins++;
+        coro__sched_post(k->s, &c->node);
+    }
+    coro__unlock(&k->lock);
+    if (finished)
+        free(c);
+    return finished ? ESRCH : 0;
+}
+
 int coro_cancel(coro_t *co)
 {
     if (!co || !co->sched)
         return EINVAL;
     struct coro__task *k = co->sched;
     if (k->s != coro__sched_current())
-        return EPERM;
+        return cancel_far(k);
     if (k->finished)
         return ESRCH;
-    /* No wait now, one that cannot be cancelled, or one someone else
-     * ended first: the cancel ends the next one. */
-    if (!(k->wait && k->kind != CORO__WAIT_RELOCK && wake_task(k, ECANCELED)))
-        k->cancelled = 1;
+    cancel_here(k);
     return 0;
 }

@@ -200,7 +200,15 @@ struct coro__task {
     void (*on_finish)(struct coro__task *k); /* a group's hook, or NULL */
     void *group;                      /* the group it belongs to, or NULL */
     struct coro__task *gprev, *gnext; /* its group's member list */
-    struct coro__node post;           /* its wake from another thread */
+    struct coro__node post;           /* its wake from another thread, or
+                                       * its free after a join from one */
+    /* A join or cancel from another thread (pool threads only): the
+     * joiner's record and these are under lock once the process has a
+     * pool, since finish may run meanwhile. */
+    atomic_int lock;
+    unsigned pins;                    /* cancels posted, not yet run here */
+    unsigned char zombie;             /* freed while pinned: the last
+                                       * cancel's message frees it */
 };
 
 /* Parks in a row that may switch straight to the next ready task. */
@@ -230,6 +238,8 @@ struct coro__sched {
     unsigned long sleeps;       /* went to sleep where a post could reach it */
     int bell;                   /* eventfd in the reactor for posts, or -1 */
     int rung;                   /* its last sleep was ended by a post */
+    int pooled;                 /* a pool's thread: its coroutines can be
+                                 * joined and cancelled from any thread */
 
     /* What other threads write, on lines of their own. */
     _Alignas(64) _Atomic(struct coro__node *) inbox; /* posted, newest first */

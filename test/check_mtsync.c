@@ -806,6 +806,243 @@ START_TEST(shutdown_ends_every_kind_of_wait)
 }
 END_TEST
 
+/* ------------------------------------------------- join and cancel */
+
+static atomic_int jc_errors, jc_count;
+
+static void *returns_arg(void *arg)
+{
+    coro_sleep((intptr_t)arg % 3 * 1000000);
+    return arg;
+}
+
+/* Coroutines of two threads spawn onto the others with handles and join
+ * them: each result comes back, finished first or not. */
+static void *spawns_and_joins(void *arg)
+{
+    int base = (int)(intptr_t)arg;
+    coro_t *co[20];
+
+    for (int i = 0; i < 20; i++)
+        if (coro_pool_spawn(pool, (coro_pool_thread() + 1 + i % 3) % 4, &co[i], returns_arg,
+                            (void *)(intptr_t)(base + i), NULL))
+            atomic_fetch_add(&jc_errors, 1);
+    coro_sleep(1000000); /* some have finished by now, some not */
+    for (int i = 0; i < 20; i++) {
+        void *r = NULL;
+        if (coro_join(co[i], &r, -1) || r != (void *)(intptr_t)(base + i))
+            atomic_fetch_add(&jc_errors, 1);
+        else
+            atomic_fetch_add(&jc_count, 1);
+    }
+    return NULL;
+}
+
+START_TEST(join_across_threads)
+{
+    make_pool(4);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(coro_pool_spawn(pool, i % 2, NULL, spawns_and_joins,
+                                         (void *)(intptr_t)(i * 100), NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&jc_errors), 0);
+    ck_assert_int_eq(atomic_load(&jc_count), 8 * 20);
+}
+END_TEST
+
+/* A handle sent over a channel: a coroutine spawns on its own thread and
+ * another thread's coroutine joins it, first with a deadline that passes
+ * (the coroutine stays joinable), then for good. */
+static coro_chan_t *handles;
+static atomic_int release_it;
+
+static void *waits_for_release(void *arg)
+{
+    while (!atomic_load(&release_it))
+        coro_sleep(1000000);
+    return arg;
+}
+
+static void *spawns_and_sends(void *arg)
+{
+    coro_t *co;
+
+    (void)arg;
+    if (coro_spawn(&co, waits_for_release, &jc_count, NULL) ||
+        coro_chan_send(handles, &co, -1))
+        atomic_fetch_add(&jc_errors, 1);
+    return NULL;
+}
+
+static void *receives_and_joins(void *arg)
+{
+    coro_t *co;
+    void *r = NULL;
+
+    (void)arg;
+    if (coro_chan_recv(handles, &co, -1) ||
+        coro_join(co, &r, coro_now() + 5000000) != ETIMEDOUT)
+        atomic_fetch_add(&jc_errors, 1);
+    atomic_store(&release_it, 1);
+    if (coro_join(co, &r, -1) || r != &jc_count)
+        atomic_fetch_add(&jc_errors, 1);
+    else
+        atomic_fetch_add(&jc_count, 1);
+    return NULL;
+}
+
+START_TEST(join_a_handle_sent_across)
+{
+    make_pool(2);
+    ck_assert_int_eq(coro_chan_create(&handles, sizeof(coro_t *), 0), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 1, NULL, spawns_and_sends, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, receives_and_joins, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&jc_errors), 0);
+    ck_assert_int_eq(atomic_load(&jc_count), 1);
+    ck_assert_int_eq(coro_chan_destroy(handles), 0);
+}
+END_TEST
+
+/* A cancel from another thread ends a wait there (a sleep, a receive);
+ * a cancel of one that is not waiting ends its next wait; a finished one
+ * says ESRCH. */
+static coro_chan_t *quiet;
+
+static void *sleeps_until_cancelled(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)coro_sleep_until(-1);
+}
+
+static void *receives_until_cancelled(void *arg)
+{
+    int v;
+
+    (void)arg;
+    return (void *)(intptr_t)coro_chan_recv(quiet, &v, -1);
+}
+
+static void *busy_then_waits(void *arg)
+{
+    (void)arg;
+    int64_t end = coro_now() + 20000000;
+    while (coro_now() < end)
+        ; /* not waiting: the cancel waits for its next wait */
+    return (void *)(intptr_t)coro_sleep(1000000000);
+}
+
+static void *cancels_across(void *arg)
+{
+    coro_t *a, *b, *c;
+    void *r;
+
+    (void)arg;
+    if (coro_pool_spawn(pool, 1, &a, sleeps_until_cancelled, NULL, NULL) ||
+        coro_pool_spawn(pool, 2, &b, receives_until_cancelled, NULL, NULL) ||
+        coro_pool_spawn(pool, 1, &c, busy_then_waits, NULL, NULL)) {
+        atomic_fetch_add(&jc_errors, 1);
+        return NULL;
+    }
+    coro_sleep(5000000);
+    int ok = coro_cancel(a) == 0 && coro_cancel(b) == 0 && coro_cancel(c) == 0;
+    ok = ok && coro_join(a, &r, -1) == 0 && (intptr_t)r == ECANCELED;
+    ok = ok && coro_join(b, &r, -1) == 0 && (intptr_t)r == ECANCELED;
+    ok = ok && coro_join(c, &r, -1) == 0 && (intptr_t)r == ECANCELED;
+    /* Finished: ESRCH, with a handle joined later. */
+    ok = ok && coro_pool_spawn(pool, 2, &a, returns_arg, NULL, NULL) == 0;
+    while (ok && coro_join(a, &r, coro_now()) == ETIMEDOUT) {
+        if (coro_cancel(a) == ESRCH) /* it finished meanwhile */
+            break;
+        coro_sleep(100000);
+    }
+    if (!ok)
+        atomic_fetch_add(&jc_errors, 1);
+    else
+        atomic_fetch_add(&jc_count, 1);
+    return NULL;
+}
+
+START_TEST(cancel_across_threads)
+{
+    make_pool(3);
+    ck_assert_int_eq(coro_chan_create(&quiet, sizeof(int), 0), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, cancels_across, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&jc_errors), 0);
+    ck_assert_int_eq(atomic_load(&jc_count), 1);
+    ck_assert_int_eq(coro_chan_destroy(quiet), 0);
+}
+END_TEST
+
+/* Cancels and joins from another thread racing the coroutines' own ends:
+ * each is joined once, and a cancel still on its way when the coroutine
+ * is freed does not touch it (ASan, TSan). */
+#define RACERS (SLOW ? 200 : 2000)
+
+static void *short_life(void *arg)
+{
+    if ((intptr_t)arg % 2)
+        coro_sleep((intptr_t)arg % 5 * 10000);
+    return arg;
+}
+
+static void *cancels_and_joins_many(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < RACERS; i++) {
+        coro_t *co;
+        void *r;
+        if (coro_pool_spawn(pool, 1, &co, short_life, (void *)(intptr_t)i, NULL)) {
+            atomic_fetch_add(&jc_errors, 1);
+            continue;
+        }
+        int c = coro_cancel(co);
+        if (c != 0 && c != ESRCH)
+            atomic_fetch_add(&jc_errors, 1);
+        if (coro_join(co, &r, -1) || r != (void *)(intptr_t)i)
+            atomic_fetch_add(&jc_errors, 1);
+        else
+            atomic_fetch_add(&jc_count, 1);
+    }
+    return NULL;
+}
+
+START_TEST(cancel_and_join_race_the_end)
+{
+    make_pool(2);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, cancels_and_joins_many, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&jc_errors), 0);
+    ck_assert_int_eq(atomic_load(&jc_count), RACERS);
+}
+END_TEST
+
+/* A coroutine of a thread outside the pool cannot be joined or cancelled
+ * from a pool thread: that thread's coro_run frees what it ran once it
+ * returns, so a far handle could outlive it. */
+static coro_t *outsider;
+static atomic_int outsider_seen;
+
+static void *tries_outsider(void *arg)
+{
+    (void)arg;
+    if (coro_join(outsider, NULL, -1) == EPERM && coro_cancel(outsider) == EPERM)
+        atomic_store(&outsider_seen, 1);
+    return NULL;
+}
+
+START_TEST(outsiders_are_refused)
+{
+    make_pool(1);
+    ck_assert_int_eq(coro_spawn(&outsider, returns_arg, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, tries_outsider, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&outsider_seen), 1);
+    ck_assert_int_eq(coro_run(), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("mtsync");
@@ -830,6 +1067,14 @@ int main(void)
     tcase_add_test(tc, wait_group_across_threads);
     tcase_add_test(tc, future_across_threads);
     tcase_add_test(tc, shutdown_ends_every_kind_of_wait);
+    suite_add_tcase(su, tc);
+    tc = tcase_create("join");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, join_across_threads);
+    tcase_add_test(tc, join_a_handle_sent_across);
+    tcase_add_test(tc, cancel_across_threads);
+    tcase_add_test(tc, cancel_and_join_race_the_end);
+    tcase_add_test(tc, outsiders_are_refused);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_ENV);

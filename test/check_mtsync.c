@@ -82,11 +82,11 @@ END_TEST
 
 /* ------------------------------------------------------- many to many */
 
-/* 8 threads, each with many coroutines; each coroutine sends its
+/* 8 threads, each with 10,000 coroutines; each coroutine sends its
  * messages to the channel of the next thread and receives as many from
  * its own thread's channel.  Nothing is lost, nothing arrives twice. */
 #define NT 8
-#define PER_THREAD (SLOW ? 40 : 1000)
+#define PER_THREAD (SLOW ? 200 : 10000)
 #define MSGS 10
 #define TOTAL (NT * PER_THREAD * MSGS)
 
@@ -120,13 +120,17 @@ START_TEST(many_to_many_loses_nothing)
     coro_attr_t attr;
     coro_attr_init(&attr);
     coro_attr_set_stack_size(&attr, 16384);
+    int refused = 0;
     for (int i = 0; i < NT * PER_THREAD; i++)
-        ck_assert_int_eq(coro_pool_spawn(pool, i % NT, NULL, exchanger, (void *)(intptr_t)i,
-                                         &attr), 0);
+        refused += coro_pool_spawn(pool, i % NT, NULL, exchanger, (void *)(intptr_t)i,
+                                   &attr) != 0;
+    ck_assert_int_eq(refused, 0);
     end_pool();
     ck_assert_int_eq(atomic_load(&mm_errors), 0);
+    int wrong = 0; /* one check: each passing ck_assert costs a write */
     for (int i = 0; i < TOTAL; i++)
-        ck_assert_int_eq(atomic_load(&got[i]), 1);
+        wrong += atomic_load(&got[i]) != 1;
+    ck_assert_int_eq(wrong, 0);
     for (int i = 0; i < NT; i++) {
         ck_assert_uint_eq(coro_chan_len(inbox[i]), 0);
         ck_assert_int_eq(coro_chan_destroy(inbox[i]), 0);

@@ -249,7 +249,8 @@ CORO_API int coro_spawn(coro_t **co, coro_fn fn, void *arg, const coro_attr_t *a
  * Call it from the thread's own flow, outside any coroutine.
  * If at some point every remaining coroutine is blocked with no deadline
  * pending and nothing else that could wake it (no fd, signal or offload
- * waited for: a deadlock), it prints on stderr a report naming each one
+ * waited for, and no wait that another thread could end: a deadlock), it
+ * prints on stderr a report naming each one
  * (id, name, the call it waits in, whom it joins), then breaks the
  * deadlock in stages, each ending the waits of one more kind and making
  * every later wait of that kind fail at once, so that the coroutines can
@@ -260,7 +261,11 @@ CORO_API int coro_spawn(coro_t **co, coro_fn fn, void *arg, const coro_attr_t *a
  * EDEADLK.
  * When it returns, nothing spawned is left: handles that were never joined
  * are freed (they are invalid from then on; named on stderr with
- * CORO_DEBUG).
+ * CORO_DEBUG).  Another thread can end a wait on a shared object (made
+ * once the process has a pool, see "synchronisation"), a join of a pool
+ * thread's coroutine or coro_pool_spawn's wait for a handle: while a
+ * coroutine waits so, the thread sleeps and reports no deadlock.  A pool
+ * thread never reports one.
  * Returns 0 (also when nothing was spawned); EDEADLK after a deadlock as
  * above; EPERM if called inside a coroutine; ENOMEM if this thread's state
  * cannot be allocated. */
@@ -269,12 +274,17 @@ CORO_API int coro_run(void);
 /* Waits until co finishes or the deadline passes (absolute CLOCK_MONOTONIC
  * nanoseconds, see coro_now; -1 for none), stores co's return value in
  * *result (if result is not NULL) and frees co.  Blocking call: only a
- * spawned coroutine run by its scheduler may join, and only coroutines of
- * the same thread.  A deadline already passed (0 included) only tries: a
- * finished co is joined, otherwise ETIMEDOUT at once.
- * Returns 0; EPERM if the caller is not a spawned coroutine run by this
+ * spawned coroutine run by its scheduler may join.  co may belong to the
+ * caller's thread, or to another thread if that is a pool thread
+ * (coro_pool_create): its thread then hands the result over and frees it,
+ * and a deadline or a cancel ends the wait as on one thread.  A deadline
+ * already passed (0 included) only tries: a finished co is joined,
+ * otherwise ETIMEDOUT at once.  The EDEADLK check follows chains of joins
+ * on one thread only.
+ * Returns 0; EPERM if the caller is not a spawned coroutine run by its
  * thread's scheduler (the thread's own flow included: use coro_run, and
- * join from a coroutine), or co belongs to another thread; EINVAL if co is
+ * join from a coroutine), or co belongs to another thread that is not a
+ * pool thread (its coro_run frees co when it returns); EINVAL if co is
  * NULL, was not made by coro_spawn, is detached, another coroutine is
  * joining it already, or deadline is below -1; EDEADLK if co is the caller,
  * or co is (directly or through a chain of joins) joining the caller;
@@ -292,10 +302,15 @@ CORO_API int coro_join(coro_t *co, void **result, int64_t deadline);
  * got and co's next wait (a blocking call that would wait) returns
  * ECANCELED at once.  The part of
  * coro_cond_wait that takes the mutex back is not cancellable: a cancel
- * that comes then waits for the next call.  co may be the caller.  May be called from anywhere on co's
- * thread, in or outside coroutines.
+ * that comes then waits for the next call.  co may be the caller.  May be
+ * called from anywhere on co's thread, in or outside coroutines, and, for
+ * a coroutine of a pool thread, from anywhere on any thread: the cancel is
+ * then a message to co's thread and takes effect there shortly after (it
+ * does nothing if co finishes first).
  * Returns 0; EINVAL if co is NULL or was not made by coro_spawn; ESRCH if
- * co has finished; EPERM if co belongs to another thread's scheduler. */
+ * co has finished (from another thread: had finished when the call
+ * looked); ENOMEM if the message to another thread cannot be allocated;
+ * EPERM if co belongs to another thread that is not a pool thread. */
 CORO_API int coro_cancel(coro_t *co);
 
 /* ----------------------------------------------------------------- timers */
@@ -345,7 +360,8 @@ CORO_API int coro_shutdown(void);
  * spawns are not members unless spawned into the group: a member that
  * runs a group of its own passes a cancel on by destroying that group as
  * it unwinds.  A group belongs to the thread that made it (EPERM from
- * another thread). */
+ * another thread), and is never shared, even when made once the process
+ * has a pool. */
 typedef struct coro_group coro_group_t;
 
 /* Returns 0 with a new empty group in *g; EINVAL if g is NULL; ENOMEM. */
@@ -381,11 +397,16 @@ CORO_API int coro_group_destroy(coro_group_t *g);
 
 /* -------------------------------------------------------- synchronisation */
 /* Channels, select, mutex, condition variable, semaphore, wait group and
- * one-shot future, for the coroutines of one scheduler (one thread).
+ * one-shot future, for the coroutines of one thread, or of every thread
+ * for shared objects.
  *
  * Handles are opaque, made by coro_X_create and freed by coro_X_destroy.
- * An object belongs to the thread that made it: every call on it from
- * another thread returns EPERM (the mt layer will lift this).
+ * An object made before the process's first coro_pool_create belongs to
+ * the thread that made it: every call on it from another thread returns
+ * EPERM.  One made after, on any thread, is shared: coroutines of any
+ * threads may use it and any thread may destroy it, each call under the
+ * object's lock (taken even when one thread alone uses it).  A woken
+ * coroutine resumes on its own thread.
  *
  * Deadlines: every call that can wait takes its deadline as its last
  * argument, an absolute time in nanoseconds on CLOCK_MONOTONIC (compare
@@ -399,14 +420,13 @@ CORO_API int coro_group_destroy(coro_group_t *g);
  * A waiting call is a cancellation point: coro_cancel makes it return
  * ECANCELED (a call that completes without waiting does not consume a
  * pending cancel).  Calls that never wait (close, unlock, signal, release,
- * add, set, destroy) may be made from anywhere on the scheduler's thread.
+ * add, set, destroy) may be made from anywhere on the scheduler's thread,
+ * and from anywhere on any thread for a shared object.
  *
  * Errors common to all: EINVAL for a NULL handle or bad argument (a
  * deadline below -1 included), ENOMEM when memory cannot be had, EBUSY to
  * destroy an object that coroutines are waiting on, EPERM from a thread
- * other than the object's.  Channels made once the process has a pool
- * (coro_pool_create, "threads") are shared instead: coroutines of any
- * threads may use them, each call under the channel's lock. */
+ * other than the object's for an object that is not shared. */
 
 /* A channel of fixed-size elements, copied in and out by value. */
 typedef struct coro_chan coro_chan_t;
@@ -529,9 +549,10 @@ CORO_API int coro_cond_destroy(coro_cond_t *c);
  * deadlock in which m's owner can never unlock it (it finished holding m):
  * EDEADLK.
  * Returns 0 when signalled; EINVAL if c or m is NULL; EPERM if the caller
- * does not hold m (or is not a scheduled coroutine, or c or m belong to
- * another thread); ETIMEDOUT if the deadline passed first; ECANCELED if
- * the caller was cancelled first; EDEADLK as above (m not held). */
+ * does not hold m (or is not a scheduled coroutine, or c or m is not
+ * shared and belongs to another thread); ETIMEDOUT if the deadline passed
+ * first; ECANCELED if the caller was cancelled first; EDEADLK as above (m
+ * not held). */
 CORO_API int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline);
 
 /* Wakes the first waiter (signal) or all of them (broadcast); no effect if
@@ -559,7 +580,8 @@ CORO_API int coro_sem_acquire(coro_sem_t *s, int64_t deadline);
  * Returns 0; EINVAL if s is NULL; EOVERFLOW if the count is UINT_MAX. */
 CORO_API int coro_sem_release(coro_sem_t *s);
 
-/* The units available now; 0 for NULL.  Call it on s's thread. */
+/* The units available now; 0 for NULL.  Call it on s's thread unless s is
+ * shared (another thread may then change it as soon as it is read). */
 CORO_API unsigned coro_sem_value(const coro_sem_t *s);
 
 /* A wait group: a counter of outstanding tasks and a wait for it to reach
@@ -751,9 +773,11 @@ CORO_API int coro_signal_wait(const sigset_t *set, int *signo, int64_t deadline)
 /* A pool of threads, each running its own scheduler (and reactor).  A
  * coroutine is placed on a thread when it is spawned and stays there: it
  * never migrates, so thread-local storage, errno included, stays its
- * thread's.  The objects it uses (channels, locks, ...) belong to the
- * thread that made them, as everywhere in libcoro: coroutines of one pool
- * thread share them, coroutines of different threads do not yet. */
+ * thread's.  Channels, locks, wait groups and futures made once the
+ * process has a pool are shared by coroutines of every thread (see
+ * "synchronisation"); groups are not.  A coroutine of a pool thread can be
+ * joined by a coroutine of any thread and cancelled from anywhere.  Not
+ * there yet: idle threads do not take spawns queued for busy ones. */
 typedef struct coro_pool coro_pool_t;
 
 /* coro_pool_spawn's thread: the next thread, round robin. */
@@ -767,14 +791,19 @@ CORO_API int coro_pool_create(coro_pool_t **pool, unsigned nthreads);
 
 /* Spawns fn(arg) on pool thread `thread` (0..size-1), or on the next one
  * round robin for CORO_ANY, as coro_spawn does there; the caller may be
- * any thread or coroutine.  co receives a handle only for a spawn onto
- * the caller's own pool thread, given by number (a handle is of use on its
- * coroutine's thread only: coro_join does not cross threads); pass NULL
- * otherwise.
- * Returns 0; EINVAL for a NULL pool or fn, a thread out of range, or a
- * handle asked for another thread or CORO_ANY; ECANCELED after
- * coro_pool_shutdown (or a coro_shutdown on that thread); ENOMEM.  A coroutine whose stack cannot be had on its thread never runs
- * (and counts as finished). */
+ * any thread or coroutine.  With co NULL the coroutine is detached.
+ * Otherwise co receives a handle, for any thread (CORO_ANY included): for
+ * another thread than the caller's, the call waits until that thread has
+ * made the coroutine (a spawned coroutine parks, not cancellable; any
+ * other caller blocks its thread), which may have started by the time the
+ * call returns.  The handle is joined once by a coroutine of any thread,
+ * and may be cancelled from anywhere; one never joined is freed by
+ * coro_pool_destroy.
+ * Returns 0; EINVAL for a NULL pool or fn, or a thread out of range (with
+ * co, also an attr not initialised by coro_attr_init); ECANCELED after
+ * coro_pool_shutdown (or a coro_shutdown on that thread); ENOMEM.  A
+ * coroutine whose stack cannot be had on its thread never runs (and counts
+ * as finished). */
 CORO_API int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn,
                              void *arg, const coro_attr_t *attr);
 

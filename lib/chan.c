@@ -365,17 +365,28 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
 
     /* Count the ready clauses, then take the k-th of them for a k drawn
      * uniformly: each ready clause is chosen with probability 1/nready,
-     * wherever it stands among the others. */
-    for (i = 0; i < n; i++)
-        nready += (size_t)ready(&clauses[i]);
-    if (nready) {
+     * wherever it stands among the others.  The locks do not stop a
+     * waiter's own thread from ending its wait (its deadline, a cancel),
+     * so on shared channels a clause can stop being ready between the
+     * count, the choice and the transfer: then the choice starts over,
+     * with that waiter gone from its list. */
+    for (;;) {
+        nready = 0;
+        for (i = 0; i < n; i++)
+            nready += (size_t)ready(&clauses[i]);
+        if (!nready)
+            break;
         size_t k = pick(nready);
-        for (i = 0;; i++)
+        for (i = 0; i < n; i++)
             if (ready(&clauses[i]) && k-- == 0)
                 break;
+        if (i == n)
+            continue;
         const coro_select_clause_t *cl = &clauses[i];
         r = cl->op == CORO_SELECT_SEND ? try_send(cl->chan, cl->elem)
                                        : try_recv(cl->chan, cl->elem);
+        if (r == EAGAIN)
+            continue;
         release(locked, nlocked, locals);
         if (index)
             *index = i;

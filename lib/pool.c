@@ -211,6 +211,13 @@ static void *thread_main(void *arg)
         coro__sched_hold(s, 1);
         coro__sched_run_until(stopped, m);
         coro__sched_hold(s, -1);
+        /* Coroutines made here with coro_spawn are not the pool's to
+         * count: the thread ends them before it goes, so that none is
+         * freed still queued on a shared object. */
+        if (s->live) {
+            coro_shutdown();
+            coro_run();
+        }
     }
     here = NULL;
     return NULL;

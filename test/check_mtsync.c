@@ -1047,6 +1047,44 @@ START_TEST(outsiders_are_refused)
 }
 END_TEST
 
+/* Coroutines a pool coroutine made with coro_spawn are not counted by
+ * the pool; its destroy still ends them, so that none is freed while
+ * queued on a shared channel. */
+static coro_chan_t *left;
+static atomic_int left_ended;
+
+static void *parks_on_left(void *arg)
+{
+    int v;
+
+    (void)arg;
+    if (coro_chan_recv(left, &v, -1) == ECANCELED)
+        atomic_fetch_add(&left_ended, 1);
+    return NULL;
+}
+
+static void *spawns_locally(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 10; i++)
+        coro_spawn(NULL, parks_on_left, NULL, NULL);
+    return NULL;
+}
+
+START_TEST(destroy_ends_local_spawns)
+{
+    make_pool(2);
+    ck_assert_int_eq(coro_chan_create(&left, sizeof(int), 0), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, spawns_locally, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 1, NULL, spawns_locally, NULL, NULL), 0);
+    end_pool(); /* the pool's two have finished; their twenty wait */
+    ck_assert_int_eq(atomic_load(&left_ended), 20);
+    ck_assert_int_eq(coro_chan_destroy(left), 0);
+}
+END_TEST
+
+/* ----------------------------------------------------------------- fork */
+
 int main(void)
 {
     Suite *su = suite_create("mtsync");
@@ -1079,6 +1117,10 @@ int main(void)
     tcase_add_test(tc, cancel_across_threads);
     tcase_add_test(tc, cancel_and_join_race_the_end);
     tcase_add_test(tc, outsiders_are_refused);
+    suite_add_tcase(su, tc);
+    tc = tcase_create("fork");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, destroy_ends_local_spawns);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_ENV);

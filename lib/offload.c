@@ -124,6 +124,11 @@ static void atfork_init(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
+void coro__offload_atfork(void)
+{
+    pthread_once(&atfork_once, atfork_init);
+}
+
 static unsigned pool_max(void)
 {
     const char *e = getenv("CORO_OFFLOAD_THREADS");
@@ -138,7 +143,7 @@ static int pool_submit(struct job *j)
 {
     int err = 0;
 
-    pthread_once(&atfork_once, atfork_init);
+    coro__offload_atfork();
     pthread_mutex_lock(&pool.lock);
     if (!pool.max)
         pool.max = pool_max();

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "coro.h"
 #include "sched.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -257,6 +258,10 @@ int coro_pool_create(coro_pool_t **pool, unsigned nthreads)
     }
     p->n = nthreads;
     atomic_store_explicit(&coro__mt, 1, memory_order_relaxed);
+    coro__stack_atfork();
+    coro__registry_atfork();
+    coro__sys_atfork();
+    coro__offload_atfork();
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -81,6 +81,11 @@ static void fork_init(void)
     (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+void coro__registry_atfork(void)
+{
+    pthread_once(&fork_once, fork_init);
+}
+
 static struct coro *desc_at(struct coro__chunk *k, uint32_t i)
 {
     return (struct coro *)((char *)k + CHUNK_FIRST) + i;
@@ -166,7 +171,7 @@ static uint32_t table_take(struct coro **list, uint32_t n)
 {
     uint32_t got = 0;
 
-    pthread_once(&fork_once, fork_init);
+    coro__registry_atfork();
     pthread_mutex_lock(&table_lock);
     while (got < n) {
         struct coro__chunk *k = partial;

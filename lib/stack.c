@@ -136,6 +136,11 @@ static void fork_init(void)
     (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+void coro__stack_atfork(void)
+{
+    pthread_once(&fork_once, fork_init);
+}
+
 static struct coro__pool *pool_lookup(size_t usable, size_t guard)
 {
     for (struct coro__pool *p = __atomic_load_n(&coro__pools, __ATOMIC_ACQUIRE); p;
@@ -152,7 +157,7 @@ static struct coro__pool *pool_for(size_t usable, size_t guard)
 
     if (p)
         return p;
-    pthread_once(&fork_once, fork_init);
+    coro__stack_atfork();
     pthread_mutex_lock(&pools_lock);
     p = pool_lookup(usable, guard);
     if (!p && (p = calloc(1, sizeof *p))) {

@@ -106,13 +106,18 @@ static void self_init(void)
         atomic_store(&vec_ok, 0); /* without it a child would advise its parent */
 }
 
+void coro__sys_atfork(void)
+{
+    pthread_once(&self_once, self_init);
+}
+
 static int self_pidfd(void)
 {
     int fd = atomic_load_explicit(&self_fd, memory_order_acquire);
 
     if (fd >= 0)
         return fd;
-    pthread_once(&self_once, self_init);
+    coro__sys_atfork();
     if (!atomic_load(&vec_ok))
         return -1;
     fd = (int)syscall(SYS_pidfd_open, getpid(), 0);

@@ -45,6 +45,16 @@ void coro__sys_fail(enum coro__sys_op op, long nth, int err, int sticky);
 void coro__bell_ring(int fd);
 void coro__bell_drain(int fd);
 
+/* fork(): each layer with a process-wide lock registers handlers (take
+ * it before the fork, reset it in the child) on its first use.  These
+ * register them at once; a pool calls them all before its threads exist,
+ * since a handler registered while another thread forks misses that
+ * fork, and the child would inherit the lock held. */
+void coro__stack_atfork(void);
+void coro__registry_atfork(void);
+void coro__sys_atfork(void);
+void coro__offload_atfork(void);
+
 /* 1 when the environment variable CORO_DEBUG is set to a non-empty value
  * other than "0": diagnostics for the user go to stderr only then.  Read
  * once and cached. */

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SLOW (UNDER_TSAN || UNDER_ASAN || RUNNING_ON_VALGRIND)
@@ -1085,6 +1086,115 @@ END_TEST
 
 /* ----------------------------------------------------------------- fork */
 
+/* A running pool forks: its threads keep spawning coroutines (stacks,
+ * descriptors) and passing messages while the main thread forks; each
+ * child, with no thread but the one that forked, uses libcoro afresh:
+ * coroutines, a channel, a mutex, and a pool of its own. */
+static atomic_int churn_stop;
+static coro_chan_t *churn_chan;
+
+static void *churn_one(void *arg)
+{
+    int v = (int)(intptr_t)arg;
+    coro_chan_send(churn_chan, &v, coro_now() + 1000000);
+    return NULL;
+}
+
+static void *churner(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&churn_stop)) {
+        int v;
+        coro_attr_t attr;
+        coro_attr_init(&attr);
+        coro_attr_set_stack_size(&attr, 16384 << (coro_pool_thread() & 1));
+        coro_spawn(NULL, churn_one, NULL, &attr);
+        coro_chan_recv(churn_chan, &v, coro_now() + 1000000);
+    }
+    return NULL;
+}
+
+static coro_chan_t *child_chan;
+static coro_mutex_t *child_mx;
+static int child_sum;
+
+static void *child_sender(void *arg)
+{
+    for (int i = 1; i <= 100; i++)
+        coro_chan_send(child_chan, &i, -1);
+    (void)arg;
+    return NULL;
+}
+
+static void *child_receiver(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++) {
+        int v;
+        if (coro_chan_recv(child_chan, &v, -1) == 0 && coro_mutex_lock(child_mx, -1) == 0) {
+            child_sum += v;
+            coro_mutex_unlock(child_mx);
+        }
+    }
+    return NULL;
+}
+
+static atomic_int child_pool_runs;
+
+static void *child_pool_work(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&child_pool_runs, 1);
+    return NULL;
+}
+
+static int child_main(void)
+{
+    coro_pool_t *p;
+
+    alarm(20); /* a lock inherited held hangs: fail, do not hang the suite */
+    if (coro_chan_create(&child_chan, sizeof(int), 0) || coro_mutex_create(&child_mx))
+        return 1;
+    for (int i = 0; i < 20; i++)
+        if (coro_spawn(NULL, i % 2 ? child_sender : child_receiver, NULL, NULL))
+            return 2;
+    if (coro_run() || child_sum != 10 * 5050)
+        return 3;
+    if (UNDER_TSAN)
+        return 0; /* TSan cannot start threads after a multi-threaded fork */
+    if (coro_pool_create(&p, 2))
+        return 4;
+    for (int i = 0; i < 100; i++)
+        if (coro_pool_spawn(p, CORO_ANY, NULL, child_pool_work, NULL, NULL))
+            return 5;
+    if (coro_pool_wait(p, -1) || coro_pool_destroy(p) || atomic_load(&child_pool_runs) != 100)
+        return 6;
+    return 0;
+}
+
+START_TEST(fork_with_a_running_pool)
+{
+    make_pool(2);
+    ck_assert_int_eq(coro_chan_create(&churn_chan, sizeof(int), 0), 0);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(coro_pool_spawn(pool, i % 2, NULL, churner, NULL, NULL), 0);
+    for (int i = 0; i < (SLOW ? 3 : 20); i++) {
+        usleep(2000);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+            _exit(child_main());
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "child %d: status %#x", i, status);
+    }
+    atomic_store(&churn_stop, 1);
+    end_pool();
+    ck_assert_int_eq(coro_chan_destroy(churn_chan), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("mtsync");
@@ -1121,6 +1231,7 @@ int main(void)
     tc = tcase_create("fork");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, destroy_ends_local_spawns);
+    tcase_add_test(tc, fork_with_a_running_pool);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_ENV);

@@ -337,7 +337,7 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
 {
     struct coro__waiter local[SELECT_LOCAL], *w = local;
     struct coro__wait wait;
-    size_t i, nready = 0, shared = 0;
+    size_t i, shared = 0;
     int r;
 
     if (!clauses && n)
@@ -371,7 +371,7 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
      * count, the choice and the transfer: then the choice starts over,
      * with that waiter gone from its list. */
     for (;;) {
-        nready = 0;
+        size_t nready = 0;
         for (i = 0; i < n; i++)
             nready += (size_t)ready(&clauses[i]);
         if (!nready)

@@ -43,9 +43,7 @@ int coro_chan_create(coro_chan_t **ch, size_t elem_size, size_t cap)
     c = calloc(1, sizeof *c + elem_size * cap);
     if (!c)
         return ENOMEM;
-    c->o.home = home;
-    c->o.shared = atomic_load_explicit(&coro__mt, memory_order_relaxed);
-    atomic_init(&c->o.lock, 0);
+    coro__sync_init(&c->o, home, &c->sendq, &c->recvq);
     c->elem_size = elem_size;
     c->cap = cap;
     *ch = c;
@@ -56,21 +54,10 @@ int coro_chan_destroy(coro_chan_t *ch)
 {
     if (!ch)
         return EINVAL;
-    if (ch->o.shared) {
-        coro__lock(&ch->o.lock);
-        int busy = coro__waitq_first(&ch->sendq) || coro__waitq_first(&ch->recvq);
-        coro__unlock(&ch->o.lock);
-        if (busy)
-            return EBUSY;
-        free(ch);
-        return 0;
-    }
-    if (coro__sync_home(ch->o.home))
+    if (coro__sync_enter(&ch->o))
         return EPERM;
-    if (coro__waitq_first(&ch->sendq) || coro__waitq_first(&ch->recvq))
-        return EBUSY;
-    free(ch);
-    return 0;
+    return coro__sync_end(&ch->o, coro__waitq_first(&ch->sendq) ||
+                                      coro__waitq_first(&ch->recvq));
 }
 
 /* memcpy for elements: a receiver may pass NULL to drop one, and a channel
@@ -169,7 +156,7 @@ static int send_shared(struct coro_chan *c, const void *elem, int64_t deadline)
     if ((r = coro__sync_begin(&c->o, deadline, &k)))
         return r;
     if ((r = try_send(c, elem)) != EAGAIN) {
-        coro__unlock(&c->o.lock);
+        coro__sync_leave(&c->o);
         return r;
     }
     return coro__sync_wait(&c->o, k, &c->sendq, (void *)elem, deadline, CORO__WAIT_PLAIN,
@@ -184,7 +171,7 @@ static int recv_shared(struct coro_chan *c, void *elem, int64_t deadline)
     if ((r = coro__sync_begin(&c->o, deadline, &k)))
         return r;
     if ((r = try_recv(c, elem)) != EAGAIN) {
-        coro__unlock(&c->o.lock);
+        coro__sync_leave(&c->o);
         return r;
     }
     return coro__sync_wait(&c->o, k, &c->recvq, elem, deadline, CORO__WAIT_PLAIN,
@@ -198,13 +185,14 @@ int coro_chan_send(coro_chan_t *ch, const void *elem, int64_t deadline)
 
     if (!ch || (!elem && ch->elem_size))
         return EINVAL;
-    if (__builtin_expect(ch->o.shared, 0))
+    if (__builtin_expect(coro__sync_mode(&ch->o) == CORO__SYNC_SHARED, 0))
         return send_shared(ch, elem, deadline);
     if ((r = coro__sync_wait_check(ch->o.home, deadline, &k)))
-        return r;
+        return r == EPERM ? send_shared(ch, elem, deadline) : r; /* elsewhere? */
     if ((r = try_send(ch, elem)) != EAGAIN)
         return r;
-    return coro__wait_on(k, &ch->sendq, (void *)elem, deadline, "coro_chan_send");
+    return coro__wait_local(&ch->o, k, &ch->sendq, (void *)elem, deadline, CORO__WAIT_PLAIN,
+                            "coro_chan_send");
 }
 
 int coro_chan_recv(coro_chan_t *ch, void *elem, int64_t deadline)
@@ -214,23 +202,22 @@ int coro_chan_recv(coro_chan_t *ch, void *elem, int64_t deadline)
 
     if (!ch)
         return EINVAL;
-    if (__builtin_expect(ch->o.shared, 0))
+    if (__builtin_expect(coro__sync_mode(&ch->o) == CORO__SYNC_SHARED, 0))
         return recv_shared(ch, elem, deadline);
     if ((r = coro__sync_wait_check(ch->o.home, deadline, &k)))
-        return r;
+        return r == EPERM ? recv_shared(ch, elem, deadline) : r; /* elsewhere? */
     if ((r = try_recv(ch, elem)) != EAGAIN)
         return r;
-    return coro__wait_on(k, &ch->recvq, elem, deadline, "coro_chan_recv");
+    return coro__wait_local(&ch->o, k, &ch->recvq, elem, deadline, CORO__WAIT_PLAIN,
+                            "coro_chan_recv");
 }
 
 int coro_chan_close(coro_chan_t *ch)
 {
     if (!ch)
         return EINVAL;
-    if (!ch->o.shared && coro__sync_home(ch->o.home))
+    if (coro__sync_enter(&ch->o))
         return EPERM;
-    if (ch->o.shared)
-        coro__lock(&ch->o.lock);
     int r = 0;
     if (ch->closed) {
         r = EPIPE;
@@ -239,8 +226,7 @@ int coro_chan_close(coro_chan_t *ch)
         coro__wake_all(&ch->recvq, EPIPE);
         coro__wake_all(&ch->sendq, EPIPE);
     }
-    if (ch->o.shared)
-        coro__unlock(&ch->o.lock);
+    coro__sync_leave(&ch->o);
     return r;
 }
 
@@ -248,12 +234,11 @@ size_t coro_chan_len(const coro_chan_t *ch)
 {
     if (!ch)
         return 0;
-    if (!ch->o.shared)
-        return ch->len;
     struct coro_chan *c = (struct coro_chan *)ch; /* its lock only */
-    coro__lock(&c->o.lock);
+    if (coro__sync_enter(&c->o))
+        return c->len; /* another thread's own channel: a glance, as documented */
     size_t n = c->len;
-    coro__unlock(&c->o.lock);
+    coro__sync_leave(&c->o);
     return n;
 }
 
@@ -308,7 +293,7 @@ static size_t lock_all(const coro_select_clause_t *clauses, size_t n,
 
     for (size_t i = 0; i < n; i++) {
         struct coro_chan *c = clauses[i].chan;
-        if (!c || !c->o.shared)
+        if (!c || coro__sync_mode(&c->o) != CORO__SYNC_SHARED)
             continue;
         size_t j = m;
         while (j && locked[j - 1] > c)
@@ -350,11 +335,17 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
         if (cl->chan && cl->op == CORO_SELECT_SEND && !cl->elem &&
             cl->chan->elem_size)
             return EINVAL;
-        if (cl->chan && cl->chan->o.shared)
-            shared++;
-        else if (cl->chan && coro__sync_home(cl->chan->o.home))
-            return EPERM;
     }
+    /* Another thread's biased channel is shared first (that may wait, and
+     * meanwhile this thread's own biased channels may be shared too), and
+     * only then are the shared ones counted. */
+    for (i = 0; i < n; i++)
+        if (clauses[i].chan && coro__sync_home(clauses[i].chan->o.home) &&
+            coro__sync_away(&clauses[i].chan->o))
+            return EPERM;
+    for (i = 0; i < n; i++)
+        shared += clauses[i].chan &&
+                  coro__sync_mode(&clauses[i].chan->o) == CORO__SYNC_SHARED;
     struct coro__task *self;
     if ((r = coro__sync_wait_check(coro__sched_current(), deadline, &self)))
         return r;
@@ -406,15 +397,18 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
 
         w[i] = (struct coro__waiter){ .wait = &wait, .elem = cl->elem, .index = i };
         if (cl->chan)
-            coro__waitq_push(cl->op == CORO_SELECT_SEND ? &cl->chan->sendq
-                                                        : &cl->chan->recvq, &w[i]);
+            coro__sync_push(&cl->chan->o, cl->op == CORO_SELECT_SEND ? &cl->chan->sendq
+                                                                     : &cl->chan->recvq,
+                            &w[i]);
     }
     unlock_each(locked, nlocked);
     r = coro__task_park(self, &wait, deadline, CORO__WAIT_PLAIN, "coro_select");
-    lock_each(locked, nlocked);
+    /* Each under its channel's lock if shared by now (a biased one may
+     * have been shared while this waited). */
     for (i = 0; i < n; i++)
-        coro__waitq_unlink(&w[i]);
-    release(locked, nlocked, locals);
+        if (clauses[i].chan)
+            coro__sync_unlink(&clauses[i].chan->o, &w[i]);
+    release(locked, 0, locals);
     if ((r == 0 || r == EPIPE) && index)
         *index = wait.index;
     if (w != local)

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 struct coro_wg {
@@ -30,12 +31,7 @@ static int destroy(struct coro__sync *o, struct coro__waitq *q)
 
     if (r)
         return r;
-    int busy = coro__waitq_first(q) != NULL;
-    coro__sync_leave(o);
-    if (busy)
-        return EBUSY;
-    free(o);
-    return 0;
+    return coro__sync_end(o, coro__waitq_first(q) != NULL);
 }
 
 
@@ -45,7 +41,7 @@ int coro_wg_create(coro_wg_t **wg)
 {
     if (!wg)
         return EINVAL;
-    return (*wg = coro__sync_new(sizeof **wg)) ? 0 : ENOMEM;
+    return (*wg = coro__sync_new(sizeof **wg, offsetof(coro_wg_t, q))) ? 0 : ENOMEM;
 }
 
 int coro_wg_destroy(coro_wg_t *wg)
@@ -98,7 +94,7 @@ int coro_future_create(coro_future_t **f)
 {
     if (!f)
         return EINVAL;
-    return (*f = coro__sync_new(sizeof **f)) ? 0 : ENOMEM;
+    return (*f = coro__sync_new(sizeof **f, offsetof(coro_future_t, q))) ? 0 : ENOMEM;
 }
 
 int coro_future_destroy(coro_future_t *f)

@@ -21,9 +21,11 @@ int coro_group_create(coro_group_t **g)
 {
     if (!g)
         return EINVAL;
-    if (!(*g = coro__sync_new(sizeof **g)))
+    /* No wait list for a share to look at: a group is never biased or
+     * shared (its members finish on its thread), only local. */
+    if (!(*g = coro__sync_new(sizeof **g, 0)))
         return ENOMEM;
-    (*g)->o.shared = 0;
+    atomic_store_explicit(&(*g)->o.mode, CORO__SYNC_LOCAL, memory_order_relaxed);
     return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 struct coro_mutex {
@@ -41,12 +42,7 @@ static int destroy(struct coro__sync *o, struct coro__waitq *q, const uint64_t *
 
     if (r)
         return r;
-    int busy = (held && *held) || coro__waitq_first(q);
-    coro__sync_leave(o);
-    if (busy)
-        return EBUSY;
-    free(o);
-    return 0;
+    return coro__sync_end(o, (held && *held) || coro__waitq_first(q));
 }
 
 
@@ -56,7 +52,7 @@ int coro_mutex_create(coro_mutex_t **m)
 {
     if (!m)
         return EINVAL;
-    return (*m = coro__sync_new(sizeof **m)) ? 0 : ENOMEM;
+    return (*m = coro__sync_new(sizeof **m, offsetof(coro_mutex_t, q))) ? 0 : ENOMEM;
 }
 
 int coro_mutex_destroy(coro_mutex_t *m)
@@ -137,7 +133,7 @@ int coro_cond_create(coro_cond_t **c)
 {
     if (!c)
         return EINVAL;
-    return (*c = coro__sync_new(sizeof **c)) ? 0 : ENOMEM;
+    return (*c = coro__sync_new(sizeof **c, offsetof(coro_cond_t, q))) ? 0 : ENOMEM;
 }
 
 int coro_cond_destroy(coro_cond_t *c)
@@ -154,7 +150,7 @@ int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline)
 
     if (!c || !m)
         return EINVAL;
-    if ((!c->o.shared && (r = coro__sync_home(c->o.home))) ||
+    if ((coro__sync_home(c->o.home) && (r = coro__sync_away(&c->o))) ||
         (r = coro__sync_begin(&m->o, deadline, &k)))
         return r;
     coro__wait_init(&wait, k->co);
@@ -166,22 +162,20 @@ int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline)
      * released: after, taking m back could wait for another coroutine. */
     if ((r = coro__wait_early(deadline)))
         return r;
-    wait.remote = c->o.shared;
     wait.w = &w;
     wait.n = 1;
     w.wait = &wait;
     /* Queued before m goes: a signal sent by whoever takes m next finds
      * this waiter. */
     coro__sync_enter(&c->o);
-    coro__waitq_push(&c->q, &w);
+    wait.remote = coro__sync_mode(&c->o) == CORO__SYNC_SHARED;
+    coro__sync_push(&c->o, &c->q, &w);
     coro__sync_enter(&m->o);
     mutex_release(m);
     coro__sync_leave(&m->o);
     coro__sync_leave(&c->o);
     r = coro__task_park(k, &wait, deadline, CORO__WAIT_PLAIN, "coro_cond_wait");
-    coro__sync_enter(&c->o);
-    coro__waitq_unlink(&w);
-    coro__sync_leave(&c->o);
+    coro__sync_unlink(&c->o, &w);
     r2 = mutex_relock(k, m);
     return r2 ? r2 : r;
 }
@@ -219,7 +213,7 @@ int coro_sem_create(coro_sem_t **s, unsigned value)
 {
     if (!s)
         return EINVAL;
-    if (!(*s = coro__sync_new(sizeof **s)))
+    if (!(*s = coro__sync_new(sizeof **s, offsetof(coro_sem_t, q))))
         return ENOMEM;
     (*s)->value = value;
     return 0;
@@ -271,7 +265,7 @@ unsigned coro_sem_value(const coro_sem_t *s)
 {
     if (!s)
         return 0;
-    if (!s->o.shared)
+    if (coro__sync_mode(&s->o) != CORO__SYNC_SHARED)
         return s->value;
     struct coro_sem *w = (struct coro_sem *)s; /* its lock only */
     coro__lock(&w->o.lock);

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "coro.h"
 #include "sched.h"
+#include "sync.h"
 #include "sys.h"
 
 #include <errno.h>
@@ -219,6 +220,8 @@ static void *thread_main(void *arg)
             coro_shutdown();
             coro_run();
         }
+        /* Others may still hold objects biased to this thread. */
+        coro__sync_share_all(s);
     }
     here = NULL;
     return NULL;

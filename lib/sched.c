@@ -306,6 +306,46 @@ static void drain(struct coro__sched *s)
     }
 }
 
+void coro__sched_drain(struct coro__sched *s)
+{
+    drain(s);
+}
+
+void coro__reply_init(struct coro__reply *r)
+{
+    struct coro__task *self = coro__self_task();
+
+    atomic_init(&r->done, 0);
+    r->parked = self != NULL;
+    if (self) {
+        coro__wait_init(&r->wait, self->co);
+        r->wait.remote = 1;
+    }
+}
+
+void coro__reply_wait(struct coro__reply *r)
+{
+    if (r->parked) {
+        coro__task_park(coro__self_task(), &r->wait, -1, CORO__WAIT_RELOCK, "a reply");
+        return;
+    }
+    while (!atomic_load_explicit(&r->done, memory_order_acquire))
+        futex(&r->done, FUTEX_WAIT_PRIVATE, 0, NULL);
+}
+
+void coro__reply_send(struct coro__reply *r)
+{
+    if (r->parked) {
+        if (coro__wait_claim(&r->wait))
+            coro__wait_done(&r->wait, 0, 0);
+        return;
+    }
+    atomic_store_explicit(&r->done, 1, memory_order_release);
+    /* r may be gone once done is seen: a wake at an address nobody waits
+     * on any more wakes nobody (at worst it fails with EFAULT). */
+    futex(&r->done, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
 static inline void inbox_check(struct coro__sched *s)
 {
     if (atomic_load_explicit(&s->inbox, memory_order_relaxed))

@@ -159,6 +159,22 @@ struct coro__node {
  * hold (coro__sched_hold) is on it. */
 void coro__sched_post(struct coro__sched *s, struct coro__node *n);
 
+/* Runs what is in s's inbox now (s's thread). */
+void coro__sched_drain(struct coro__sched *s);
+
+/* A thread waiting for another thread's answer, on its stack: a coroutine
+ * parks in a remote record (not cancellable: the answer writes here), a
+ * thread's own flow blocks on a futex.  init on the waiting thread, send
+ * from any thread, once. */
+struct coro__reply {
+    struct coro__wait wait;
+    atomic_int done;
+    int parked;
+};
+void coro__reply_init(struct coro__reply *r);
+void coro__reply_wait(struct coro__reply *r);
+void coro__reply_send(struct coro__reply *r);
+
 /* Set once the process has made a pool, never cleared: sync objects made
  * from then on are shared (any thread may use them, under a lock of
  * their own); those made before belong to their thread. */
@@ -240,6 +256,7 @@ struct coro__sched {
     int rung;                   /* its last sleep was ended by a post */
     int pooled;                 /* a pool's thread: its coroutines can be
                                  * joined and cancelled from any thread */
+    void *biased;               /* sync objects biased to it (lib/share.c) */
 
     /* What other threads write, on lines of their own. */
     _Alignas(64) _Atomic(struct coro__node *) inbox; /* posted, newest first */
@@ -375,7 +392,12 @@ coro__task_park(struct coro__task *k, struct coro__wait *wait, int64_t deadline,
 {
     if (__builtin_expect(deadline >= 0 || k->cancelled || k->s->drain || wait->remote, 0))
         return coro__park_slow(k, wait, deadline, kind, what);
-    return coro__park_in(k, wait, kind, what);
+    int r = coro__park_in(k, wait, kind, what);
+    /* Made remote while parked: its object was shared meanwhile, which
+     * counted it in remote_waits (lib/share.c). */
+    if (__builtin_expect(wait->remote, 0))
+        k->s->remote_waits--;
+    return r;
 }
 
 static inline __attribute__((always_inline)) int

@@ -15,7 +15,10 @@
  * EPERM.  One made after is shared: every call takes its lock (struct
  * coro__sync), and its waiters' records are remote, so that a waker on any
  * thread claims them with a compare-and-swap and posts the wake to the
- * waiter's own scheduler. */
+ * waiter's own scheduler.  One made by a coroutine of a pool thread is
+ * first biased to that thread: its calls there take no lock until another
+ * thread's first call has it made shared (lib/share.c), so an object
+ * that one thread uses costs what a local one does. */
 #ifndef CORO_SYNC_H
 #define CORO_SYNC_H
 
@@ -37,6 +40,7 @@ struct coro__waiter {
     void *elem;                /* channels: element to send or room to receive;
                                 * future: where the value goes */
     size_t index;              /* its clause number in a select */
+    int counted;               /* in its shared object's refs (sync.h) */
 };
 
 /* A FIFO list of waiters. */
@@ -179,27 +183,75 @@ static inline void coro__unlock(atomic_int *l)
     atomic_store_explicit(l, 0, memory_order_release);
 }
 
-/* What every sync object starts with. */
-struct coro__sync {
-    struct coro__sched *home; /* the scheduler of the thread that made it */
-    int shared;               /* made once a pool existed: any thread, under lock */
-    atomic_int lock;
+/* How calls on an object synchronise (struct coro__sync mode). */
+enum {
+    /* Made before the process had a pool: its thread's alone (EPERM
+     * elsewhere), no lock. */
+    CORO__SYNC_LOCAL = 0,
+    /* Made by a coroutine of a pool thread: its thread's calls take no
+     * lock, until another thread's first call asks the home thread to
+     * make it shared (coro__sync_share), for good. */
+    CORO__SYNC_BIASED = 1,
+    /* Any thread, every call under the lock; waiters' records remote. */
+    CORO__SYNC_SHARED = 2
 };
 
+/* What every sync object starts with. */
+struct coro__sync {
+    struct coro__sched *home;   /* the scheduler of the thread that made it */
+    atomic_int mode;            /* CORO__SYNC_*; only its home changes it */
+    atomic_int lock;
+    struct coro__waitq *q[2];   /* its wait lists (NULL: none), for a share */
+    struct coro__sync *prev, *next; /* its home's biased objects */
+    /* Shared: waiters queued and not yet taken off by their coroutines.
+     * Anyone may take a claimed waiter off its list, and then destroy the
+     * object, while the waiter's coroutine has still to look at it; so a
+     * destroy with refs left marks it dead, and the last of them frees
+     * it.  Under the lock. */
+    unsigned refs;
+    int dead;
+};
+
+/* lib/share.c: o's mode for a new object made on this thread, and its
+ * place among the home's biased objects. */
+void coro__sync_init(struct coro__sync *o, struct coro__sched *home,
+                     struct coro__waitq *q0, struct coro__waitq *q1);
+/* lib/share.c: a biased object leaves its home's list (its home only). */
+void coro__sync_forget(struct coro__sync *o);
+/* lib/share.c: a call from another thread meets biased o: asks o's home to
+ * make it shared and waits until it has (a coroutine parks, a thread
+ * blocks).  Then o's mode is CORO__SYNC_SHARED. */
+void coro__sync_share(struct coro__sync *o);
+/* lib/share.c: s's thread is going: its biased objects become shared
+ * (others may still hold them), and the requests on their way are
+ * answered. */
+void coro__sync_share_all(struct coro__sched *s);
+
 /* A zeroed object of size bytes that starts with a struct coro__sync,
- * homed on this thread's scheduler and shared if a pool exists; NULL when
- * memory cannot be had. */
-static inline void *coro__sync_new(size_t size)
+ * homed on this thread's scheduler, with wait list q0 (at that offset in
+ * it, or 0 for none); NULL when memory cannot be had. */
+static inline void *coro__sync_new(size_t size, size_t q0)
 {
     struct coro__sched *home = coro__sched_here();
     struct coro__sync *o;
 
     if (!home || !(o = calloc(1, size)))
         return NULL;
-    o->home = home;
-    o->shared = atomic_load_explicit(&coro__mt, memory_order_relaxed);
-    atomic_init(&o->lock, 0);
+    coro__sync_init(o, home, q0 ? (struct coro__waitq *)((char *)o + q0) : NULL, NULL);
     return o;
+}
+
+/* Frees o, which nobody waits on. */
+static inline void coro__sync_free(struct coro__sync *o)
+{
+    if (atomic_load_explicit(&o->mode, memory_order_relaxed) == CORO__SYNC_BIASED)
+        coro__sync_forget(o); /* by its home: any other thread's call shares it */
+    free(o);
+}
+
+static inline int coro__sync_mode(const struct coro__sync *o)
+{
+    return atomic_load_explicit(&o->mode, memory_order_relaxed);
 }
 
 /* The checks every call on an object makes first: EPERM from a thread
@@ -229,54 +281,151 @@ static inline int coro__sync_wait_check(const struct coro__sched *home, int64_t 
     return 0;
 }
 
-/* A call that does not wait begins: EPERM for a thread object used
- * elsewhere, else 0 with a shared object's lock held. */
-static inline int coro__sync_enter(struct coro__sync *o)
+/* A call from another thread than o's home: 0 once o is shared (a biased
+ * o is made so), EPERM for a local one. */
+static inline int coro__sync_away(struct coro__sync *o)
 {
-    if (__builtin_expect(o->shared, 0)) {
-        coro__lock(&o->lock);
-        return 0;
-    }
-    return coro__sync_home(o->home);
+    int m = coro__sync_mode(o);
+
+    if (m == CORO__SYNC_LOCAL)
+        return EPERM;
+    if (m == CORO__SYNC_BIASED)
+        coro__sync_share(o);
+    return 0;
 }
 
+/* A call that does not wait begins: EPERM for a local object of another
+ * thread, else 0, with the lock held if o is (or has just been made)
+ * shared.  Its home's calls on a biased o take no lock: nothing else
+ * touches it. */
+static inline int coro__sync_enter(struct coro__sync *o)
+{
+    if (coro__sync_mode(o) != CORO__SYNC_SHARED) {
+        if (__builtin_expect(o->home == coro__sched_current(), 1))
+            return 0;
+        if (coro__sync_away(o))
+            return EPERM;
+    }
+    coro__lock(&o->lock);
+    return 0;
+}
+
+/* The end of a call begun with coro__sync_enter or coro__sync_begin that
+ * did not wait (no switch since: a biased object is still biased). */
 static inline void coro__sync_leave(struct coro__sync *o)
 {
-    if (__builtin_expect(o->shared, 0))
+    if (__builtin_expect(coro__sync_mode(o) == CORO__SYNC_SHARED, 0))
         coro__unlock(&o->lock);
 }
 
 /* A call that may wait begins: the checks of coro__sync_wait_check (a
  * shared object takes a coroutine of any thread's scheduler), then 0 with
- * the caller's task in *k and a shared object's lock held. */
+ * the caller's task in *k and the lock held if o is shared. */
 static inline int coro__sync_begin(struct coro__sync *o, int64_t deadline,
                                    struct coro__task **k)
 {
-    if (__builtin_expect(o->shared, 0)) {
-        struct coro__task *self = coro__self_task();
+    if (coro__sync_mode(o) != CORO__SYNC_SHARED) {
+        int r = coro__sync_wait_check(o->home, deadline, k);
+        if (__builtin_expect(r == 0, 1))
+            return 0; /* its home: no lock */
+        if (o->home == coro__sched_current() || coro__sync_mode(o) == CORO__SYNC_LOCAL)
+            return r; /* its home's error, or a local object elsewhere */
         if (deadline < -1)
             return EINVAL;
-        if (!self)
+        if (!coro__self_task())
             return EPERM;
-        *k = self;
-        coro__lock(&o->lock);
+        coro__sync_share(o); /* biased to another thread */
+    }
+    struct coro__task *self = coro__self_task();
+    if (deadline < -1)
+        return EINVAL;
+    if (!self)
+        return EPERM;
+    *k = self;
+    coro__lock(&o->lock);
+    return 0;
+}
+
+/* Queues w on q of o, entered: a shared object counts it (see refs). */
+static inline void coro__sync_push(struct coro__sync *o, struct coro__waitq *q,
+                                   struct coro__waiter *w)
+{
+    if (__builtin_expect(coro__sync_mode(o) == CORO__SYNC_SHARED, 0)) {
+        w->counted = 1;
+        o->refs++;
+    }
+    coro__waitq_push(q, w);
+}
+
+/* lib/share.c: coro__sync_unlink of a counted waiter. */
+void coro__sync_unlink_counted(struct coro__sync *o, struct coro__waiter *w);
+
+/* Takes waiter w off its list after its wait.  Counted (queued while o was
+ * shared, or when it was made so), under o's lock, and o may be freed
+ * then; else o was its thread's all along, or w was taken off before o
+ * was shared. */
+static inline __attribute__((always_inline)) void coro__sync_unlink(struct coro__sync *o,
+                                                                    struct coro__waiter *w)
+{
+    if (__builtin_expect(w->counted, 0))
+        coro__sync_unlink_counted(o, w);
+    else
+        coro__waitq_unlink(w);
+}
+
+/* The end of a destroy of o, entered: EBUSY (and o stays) if busy (a
+ * waiter nobody has claimed, a holder); else 0, and o is freed, now or
+ * by the last of its claimed waiters to go. */
+static inline int coro__sync_end(struct coro__sync *o, int busy)
+{
+    if (busy) {
+        coro__sync_leave(o);
+        return EBUSY;
+    }
+    if (coro__sync_mode(o) == CORO__SYNC_SHARED && o->refs) {
+        o->dead = 1;
+        coro__unlock(&o->lock);
         return 0;
     }
-    return coro__sync_wait_check(o->home, deadline, k);
+    coro__sync_leave(o);
+    coro__sync_free(o);
+    return 0;
+}
+
+/* Queues the caller (task k) on q of o, which its thread has to itself
+ * now (local, or biased to it), and waits a wait of the given kind (see
+ * coro__wait_park).  The record is local, known so here (the fast park);
+ * o may be shared while it waits, which makes the record remote and the
+ * waiter counted (lib/share.c). */
+static inline __attribute__((always_inline)) int
+coro__wait_local(struct coro__sync *o, struct coro__task *k, struct coro__waitq *q,
+                 void *elem, int64_t deadline, enum coro__wait_kind kind, const char *what)
+{
+    struct coro__waiter w = { .elem = elem };
+    struct coro__wait wait;
+
+    coro__wait_init(&wait, k->co);
+    wait.w = &w;
+    wait.n = 1;
+    w.wait = &wait;
+    coro__waitq_push(q, &w);
+    int r = coro__task_park(k, &wait, deadline, kind, what);
+    coro__sync_unlink(o, &w);
+    return r;
 }
 
 /* Queues the caller (task k) on q of o, begun with coro__sync_begin, and
- * waits as coro__wait_on_as; a shared object's lock is let go for the
- * park and is not held on return.  A shared object's record is remote,
- * so a waker on any thread can claim it: a deadline that has passed is
- * then a try, ending at once unless a waker claimed it between the unlock
- * and the park. */
-static inline int coro__sync_wait(struct coro__sync *o, struct coro__task *k,
-                                  struct coro__waitq *q, void *elem, int64_t deadline,
-                                  enum coro__wait_kind kind, const char *what)
+ * waits a wait of the given kind; the lock, if held, is let go for the
+ * park and is not held on return.  A shared object's record is remote, so
+ * a waker on any thread can claim it: a deadline that has passed is then
+ * a try, ending at once unless a waker claimed it between the unlock and
+ * the park. */
+static inline __attribute__((always_inline)) int
+coro__sync_wait(struct coro__sync *o, struct coro__task *k, struct coro__waitq *q,
+                void *elem, int64_t deadline, enum coro__wait_kind kind, const char *what)
 {
-    if (!o->shared)
-        return coro__wait_on_as(k, q, elem, deadline, kind, what);
+    if (coro__sync_mode(o) != CORO__SYNC_SHARED)
+        return coro__wait_local(o, k, q, elem, deadline, kind, what);
     struct coro__waiter w = { .elem = elem };
     struct coro__wait wait;
 
@@ -285,12 +434,10 @@ static inline int coro__sync_wait(struct coro__sync *o, struct coro__task *k,
     wait.w = &w;
     wait.n = 1;
     w.wait = &wait;
-    coro__waitq_push(q, &w);
+    coro__sync_push(o, q, &w);
     coro__unlock(&o->lock);
     int r = coro__task_park(k, &wait, deadline, kind, what);
-    coro__lock(&o->lock);
-    coro__waitq_unlink(&w);
-    coro__unlock(&o->lock);
+    coro__sync_unlink(o, &w);
     return r;
 }
 

@@ -3,7 +3,9 @@
  * threads.
  *
  * Each round makes a pool of 3 threads, a few shared channels (buffered
- * and not) and a mutex, and spawns workers with handles on every thread.
+ * and not) and a mutex, and spawns workers with handles on every thread;
+ * in every other round the objects are made on a pool thread, so biased
+ * to it until another thread's first call shares them.
  * Each worker runs a random script: sends, receives and selects with
  * random deadlines (none, passed = a try, a little ahead), sections under
  * the mutex, yields, sleeps and cancels of other workers (any thread).
@@ -366,12 +368,30 @@ static void *drain(void *arg)
  * handles on every thread and the closer; once every script has ended
  * (so that no cancel names a handle any more) joins them all across
  * threads, then drains the channels. */
+/* The round's objects: made after the pool, so shared; made by the round's
+ * main coroutine on thread 0 (odd rounds), biased to thread 0 until the
+ * first call of another thread's worker shares them, waiters queued on
+ * them or not. */
+static void make_objects(void)
+{
+    for (int i = 0; i < NCH; i++) {
+        ck_assert_int_eq(coro_chan_create(&chans[i], sizeof(struct elem),
+                                          (round_seed + (uint64_t)i) % 3), 0);
+        atomic_store(&closed[i], 0);
+    }
+    ck_assert_int_eq(coro_mutex_create(&mx), 0);
+    ck_assert_int_eq(coro_wg_create(&scripts), 0);
+    ck_assert_int_eq(coro_future_create(&start), 0);
+    ck_assert_int_eq(coro_wg_add(scripts, NW), 0);
+}
+
 static void *round_main(void *arg)
 {
     coro_t *cl;
     uint64_t s = round_seed * 0x9E3779B97F4A7C15ULL + 1;
 
-    (void)arg;
+    if (arg)
+        make_objects();
     for (int i = 0; i < NW; i++) {
         wargs[i] = (struct worker_arg){i, rnd(&s) | 1};
         CHECK(coro_pool_spawn(pool, i % THREADS, &handles[i], worker, &wargs[i], NULL) == 0,
@@ -415,17 +435,11 @@ static void run_round(uint64_t seed)
         atomic_store(&cancels_seen[i], 0);
     }
     ck_assert_int_eq(coro_pool_create(&pool, THREADS), 0);
-    /* Made after the pool: shared. */
-    for (int i = 0; i < NCH; i++) {
-        ck_assert_int_eq(coro_chan_create(&chans[i], sizeof(struct elem), (seed + i) % 3),
-                         0);
-        atomic_store(&closed[i], 0);
-    }
-    ck_assert_int_eq(coro_mutex_create(&mx), 0);
-    ck_assert_int_eq(coro_wg_create(&scripts), 0);
-    ck_assert_int_eq(coro_future_create(&start), 0);
-    ck_assert_int_eq(coro_wg_add(scripts, NW), 0);
-    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, round_main, NULL, NULL), 0);
+    int biased = seed % 2;
+    if (!biased)
+        make_objects();
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, round_main, biased ? &pool : NULL, NULL),
+                     0);
     int r = coro_pool_wait(pool, coro_now() + 30 * 1000 * MS);
     ck_assert_msg(r == 0, "CORO_MTMODEL_SEED=%" PRIu64 ": the round did not end (%d)%s%s",
                   seed, r, failures ? ": " : "", failures ? failure : "");

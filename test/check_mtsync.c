@@ -1084,6 +1084,164 @@ START_TEST(destroy_ends_local_spawns)
 }
 END_TEST
 
+/* -------------------------------------------------------------- biased */
+
+/* A channel made by a coroutine of a pool thread is biased to it: its
+ * own coroutines use it without a lock.  A coroutine of another thread
+ * that sends to it while one of the home's coroutines waits on it has it
+ * shared first, and the waiter gets the element. */
+static coro_chan_t *carrier;           /* carries the biased channel across */
+static atomic_int biased_got, biased_errors;
+
+static void *home_receiver(void *arg)
+{
+    coro_chan_t *b = arg;
+    int v = 0;
+
+    if (coro_chan_recv(b, &v, -1) == 0 && v == 42)
+        atomic_fetch_add(&biased_got, 1);
+    /* Now shared: a deadline and a try still work here. */
+    if (coro_chan_recv(b, &v, coro_now() + 2000000) != ETIMEDOUT ||
+        coro_chan_recv(b, &v, 0) != ETIMEDOUT || coro_chan_destroy(b))
+        atomic_fetch_add(&biased_errors, 1);
+    return NULL;
+}
+
+static void *makes_biased(void *arg)
+{
+    coro_chan_t *b;
+    int v = 7;
+
+    (void)arg;
+    if (coro_chan_create(&b, sizeof(int), 0)) {
+        atomic_fetch_add(&biased_errors, 1);
+        return NULL;
+    }
+    /* Local use first: a ping-pong of its own coroutines. */
+    for (int i = 0; i < 100; i++)
+        if (coro_chan_send(b, &v, 0) != ETIMEDOUT) /* nobody receives yet */
+            atomic_fetch_add(&biased_errors, 1);
+    /* Through the pool, on this thread, so that the pool waits for it. */
+    coro_pool_spawn(pool, coro_pool_thread(), NULL, home_receiver, b, NULL);
+    coro_yield(NULL, NULL); /* it waits on b now */
+    coro_chan_send(carrier, &b, -1);
+    return NULL;
+}
+
+static void *sends_from_afar(void *arg)
+{
+    coro_chan_t *b;
+    int v = 42;
+
+    (void)arg;
+    if (coro_chan_recv(carrier, &b, -1) || coro_chan_send(b, &v, -1))
+        atomic_fetch_add(&biased_errors, 1);
+    return b;
+}
+
+START_TEST(biased_channel_shared_with_a_waiter)
+{
+    coro_t *co;
+    void *b = NULL;
+
+    make_pool(2);
+    ck_assert_int_eq(coro_chan_create(&carrier, sizeof(coro_chan_t *), 0), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, makes_biased, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 1, &co, sends_from_afar, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_wait(pool, coro_now() + 30 * 1000000000LL), 0);
+    ck_assert_int_eq(atomic_load(&biased_got), 1);
+    ck_assert_int_eq(atomic_load(&biased_errors), 0);
+    ck_assert_int_eq(coro_pool_destroy(pool), 0);
+    ck_assert_int_eq(coro_chan_destroy(carrier), 0);
+    (void)b;
+}
+END_TEST
+
+/* Objects biased to a pool thread outlive its pool: the thread shares
+ * them as it goes, and the main thread then uses and destroys them. */
+static coro_chan_t *kept_chan;
+static coro_wg_t *kept_wg;
+static coro_mutex_t *kept_mx;
+
+static void *makes_and_keeps(void *arg)
+{
+    int v = 5;
+
+    (void)arg;
+    if (coro_chan_create(&kept_chan, sizeof(int), 4) || coro_wg_create(&kept_wg) ||
+        coro_mutex_create(&kept_mx))
+        return NULL;
+    coro_chan_send(kept_chan, &v, -1);
+    coro_wg_add(kept_wg, 1);
+    return NULL;
+}
+
+START_TEST(biased_objects_outlive_their_pool)
+{
+    make_pool(2);
+    ck_assert_int_eq(coro_pool_spawn(pool, 1, NULL, makes_and_keeps, NULL, NULL), 0);
+    end_pool();
+    ck_assert_ptr_nonnull(kept_chan);
+    ck_assert_uint_eq(coro_chan_len(kept_chan), 1);
+    ck_assert_int_eq(coro_chan_close(kept_chan), 0);
+    ck_assert_int_eq(coro_wg_add(kept_wg, -1), 0);
+    ck_assert_int_eq(coro_chan_destroy(kept_chan), 0);
+    ck_assert_int_eq(coro_wg_destroy(kept_wg), 0);
+    ck_assert_int_eq(coro_mutex_destroy(kept_mx), 0);
+}
+END_TEST
+
+/* Destroy right after the wake: a future set and destroyed, a channel
+ * closed and destroyed, while their waiters on other threads have still
+ * to take themselves off (ASan: nothing touches the freed object). */
+static coro_future_t *brief_f;
+static coro_chan_t *brief_c;
+static atomic_int brief_waiting, brief_woken;
+
+static void *waits_briefly(void *arg)
+{
+    int v;
+    void *p;
+
+    atomic_fetch_add(&brief_waiting, 1);
+    if (arg ? coro_chan_recv(brief_c, &v, -1) == EPIPE : coro_future_wait(brief_f, &p, -1) == 0)
+        atomic_fetch_add(&brief_woken, 1);
+    return NULL;
+}
+
+static void *wakes_and_destroys(void *arg)
+{
+    int n = (int)(intptr_t)arg;
+
+    while (atomic_load(&brief_waiting) < n)
+        coro_sleep(100000);
+    coro_sleep(1000000); /* they are parked */
+    if (coro_future_set(brief_f, NULL) || coro_future_destroy(brief_f) ||
+        coro_chan_close(brief_c) || coro_chan_destroy(brief_c))
+        atomic_fetch_add(&brief_woken, 1000);
+    return NULL;
+}
+
+START_TEST(destroy_right_after_the_wake)
+{
+    make_pool(3);
+    for (int round = 0; round < (SLOW ? 5 : 50); round++) {
+        atomic_store(&brief_waiting, 0);
+        atomic_store(&brief_woken, 0);
+        ck_assert_int_eq(coro_future_create(&brief_f), 0);
+        ck_assert_int_eq(coro_chan_create(&brief_c, sizeof(int), 0), 0);
+        for (int i = 0; i < 12; i++)
+            ck_assert_int_eq(coro_pool_spawn(pool, 1 + i % 2, NULL, waits_briefly,
+                                             i % 2 ? &brief_c : NULL, NULL), 0);
+        ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, wakes_and_destroys, (void *)12,
+                                         NULL), 0);
+        ck_assert_int_eq(coro_pool_wait(pool, coro_now() + 30 * 1000000000LL), 0);
+        ck_assert_int_eq(atomic_load(&brief_woken), 12);
+    }
+    ck_assert_int_eq(coro_pool_destroy(pool), 0);
+}
+END_TEST
+
 /* ----------------------------------------------------------------- fork */
 
 /* A running pool forks: its threads keep spawning coroutines (stacks,
@@ -1227,6 +1385,12 @@ int main(void)
     tcase_add_test(tc, cancel_across_threads);
     tcase_add_test(tc, cancel_and_join_race_the_end);
     tcase_add_test(tc, outsiders_are_refused);
+    suite_add_tcase(su, tc);
+    tc = tcase_create("biased");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, biased_channel_shared_with_a_waiter);
+    tcase_add_test(tc, biased_objects_outlive_their_pool);
+    tcase_add_test(tc, destroy_right_after_the_wake);
     suite_add_tcase(su, tc);
     tc = tcase_create("fork");
     tcase_set_timeout(tc, 120);

@@ -405,8 +405,10 @@ CORO_API int coro_group_destroy(coro_group_t *g);
  * the thread that made it: every call on it from another thread returns
  * EPERM.  One made after, on any thread, is shared: coroutines of any
  * threads may use it and any thread may destroy it, each call under the
- * object's lock (taken even when one thread alone uses it).  A woken
- * coroutine resumes on its own thread.
+ * object's lock.  One made by a coroutine of a pool thread takes no lock
+ * while that thread alone uses it; the first call from another thread
+ * waits while that thread makes it shared.  A woken coroutine resumes on
+ * its own thread.
  *
  * Deadlines: every call that can wait takes its deadline as its last
  * argument, an absolute time in nanoseconds on CLOCK_MONOTONIC (compare

@@ -792,8 +792,11 @@ typedef struct coro_pool coro_pool_t;
 CORO_API int coro_pool_create(coro_pool_t **pool, unsigned nthreads);
 
 /* Spawns fn(arg) on pool thread `thread` (0..size-1), or on the next one
- * round robin for CORO_ANY, as coro_spawn does there; the caller may be
- * any thread or coroutine.  With co NULL the coroutine is detached.
+ * round robin for CORO_ANY (without a handle, one that has waited 5 ms for
+ * its busy thread is taken by an idle thread instead: it has not started,
+ * and started coroutines never move), as coro_spawn does there; the
+ * caller may be any thread or coroutine.  With co NULL the coroutine is
+ * detached.
  * Otherwise co receives a handle, for any thread (CORO_ANY included): for
  * another thread than the caller's, the call waits until that thread has
  * made the coroutine (a spawned coroutine parks, not cancellable; any

@@ -9,6 +9,14 @@
  * sleeps, rather than returns, with nothing to run, until destroy posts
  * it the message to stop.
  *
+ * A CORO_ANY spawn goes round robin to a thread's pending list instead,
+ * and a kick (one message, posted only when none is on its way) has the
+ * thread take its list.  A thread with nothing to run takes spawns that
+ * have waited STEAL_NS on another thread's list: that thread is busy (a
+ * coroutine keeps it), and the spawns have not started, so nothing moves
+ * but a message.  A spawn that finds its thread's kick still on its way
+ * wakes a sleeping thread to come and look.
+ *
  * The pool counts its live coroutines (spawned and not finished): each
  * runs inside a trampoline that drops the count as it returns, and
  * coro_pool_wait waits for zero on a condition variable. */
@@ -27,6 +35,9 @@
 #include <time.h>
 
 #define POOL_MAX 1024 /* threads in one pool */
+#define STEAL_NS 5000000 /* how long a spawn waits on a busy thread's list
+                          * before an idle one takes it */
+#define STEAL_MAX 64     /* spawns one steal takes */
 
 /* The answer to a spawn that asked for a handle, on the spawner's stack:
  * the spawner waits for it, parked in wait if it is a coroutine, else on
@@ -48,6 +59,8 @@ struct spawn {
     int has_attr;
     coro_attr_t attr;
     struct reply *reply;        /* a handle is wanted, or NULL */
+    struct spawn *pnext;        /* on a pending list */
+    int64_t at;                 /* when it was put there */
 };
 
 /* One pool thread. */
@@ -60,6 +73,10 @@ struct member {
     atomic_int closed;          /* its spawns are refused: it shut down */
     int stop;                   /* destroy: the loop ends (its thread only) */
     struct coro__node shut, quit; /* the messages of shutdown and destroy */
+    pthread_mutex_t plock;      /* guards the pending list */
+    struct spawn *phead, *ptail;  /* CORO_ANY spawns not taken yet */
+    atomic_int kicked;          /* a kick is on its way to the thread */
+    struct coro__node kick;
 };
 
 struct coro_pool {
@@ -177,10 +194,118 @@ static int spawn_far(struct member *m, struct spawn *sp, coro_t **co)
     return r.err;
 }
 
+/* ------------------------------------------------ pending, kick, steal */
+
+/* Takes up to max spawns off m's pending list (only those put there before
+ * older_than, if >= 0), oldest first; *next is when the first one left
+ * will be old enough (-1: none left). */
+static struct spawn *unpend(struct member *m, size_t max, int64_t older_than, int64_t *next)
+{
+    struct spawn *got = NULL, **tail = &got;
+
+    pthread_mutex_lock(&m->plock);
+    while (m->phead && max && (older_than < 0 || m->phead->at < older_than)) {
+        struct spawn *sp = m->phead;
+        m->phead = sp->pnext;
+        sp->pnext = NULL;
+        *tail = sp;
+        tail = &sp->pnext;
+        max--;
+    }
+    if (!m->phead)
+        m->ptail = NULL;
+    if (next)
+        *next = m->phead ? m->phead->at + STEAL_NS : -1;
+    pthread_mutex_unlock(&m->plock);
+    return got;
+}
+
+/* Spawns (or drops, when closed) what was taken, on this thread, as
+ * member me's. */
+static void take(struct coro__sched *s, struct member *me, struct spawn *list)
+{
+    while (list) {
+        struct spawn *sp = list;
+        list = sp->pnext;
+        sp->m = me;
+        run_spawn(s, &sp->node);
+    }
+}
+
+static void run_kick(struct coro__sched *s, struct coro__node *n)
+{
+    struct member *m = member_of(n, kick);
+
+    /* Cleared first: a spawn pended from now on posts a new kick. */
+    atomic_store_explicit(&m->kicked, 0, memory_order_seq_cst);
+    take(s, m, unpend(m, SIZE_MAX, -1, NULL));
+}
+
+/* Posts m its kick unless one is on its way; 1 if this posted it. */
+static int kick(struct member *m)
+{
+    if (atomic_exchange_explicit(&m->kicked, 1, memory_order_seq_cst))
+        return 0;
+    m->kick.run = run_kick;
+    coro__sched_post(m->s, &m->kick);
+    return 1;
+}
+
+/* A CORO_ANY spawn for m.  If m's last kick has not been taken yet (m is
+ * busy, or waking), a sleeping thread is woken to come and look
+ * (idle_steal). */
+static void pend(struct coro_pool *p, struct member *m, struct spawn *sp)
+{
+    sp->at = coro_now();
+    sp->pnext = NULL;
+    pthread_mutex_lock(&m->plock);
+    if (m->ptail)
+        m->ptail->pnext = sp;
+    else
+        m->phead = sp;
+    m->ptail = sp;
+    pthread_mutex_unlock(&m->plock);
+    if (kick(m))
+        return;
+    for (unsigned i = 1; i < p->n; i++) {
+        struct member *o = &p->m[(m->index + i) % p->n];
+        if (atomic_load_explicit(&o->s->sleeping, memory_order_relaxed) != CORO__AWAKE &&
+            kick(o))
+            break;
+    }
+}
+
+/* The idle hook of a pool thread (sched.h): takes spawns that have waited
+ * STEAL_NS on another thread's list (at most STEAL_MAX at a time). */
+static int idle_steal(struct coro__sched *s, void *arg, int64_t *again)
+{
+    struct member *me = arg;
+    struct coro_pool *p = me->pool;
+    int64_t now = coro_now();
+
+    *again = -1;
+    if (atomic_load_explicit(&me->closed, memory_order_relaxed) || s->stopping)
+        return 0;
+    for (unsigned i = 1; i < p->n; i++) {
+        struct member *v = &p->m[(me->index + i) % p->n];
+        int64_t next;
+        struct spawn *got = unpend(v, STEAL_MAX, now - STEAL_NS, &next);
+        if (got) {
+            take(s, me, got);
+            return 1;
+        }
+        if (next >= 0 && (*again < 0 || next < *again))
+            *again = next;
+    }
+    return 0;
+}
+
 static void run_shutdown(struct coro__sched *s, struct coro__node *n)
 {
-    (void)s;
-    atomic_store_explicit(&member_of(n, shut)->closed, 1, memory_order_relaxed);
+    struct member *m = member_of(n, shut);
+
+    atomic_store_explicit(&m->closed, 1, memory_order_relaxed);
+    take(s, m, unpend(m, SIZE_MAX, -1, NULL)); /* dropped: closed */
     coro_shutdown(); /* every coroutine here unwinds */
 }
 
@@ -202,8 +327,11 @@ static void *thread_main(void *arg)
     struct coro__sched *s = coro__sched_here();
 
     here = m;
-    if (s)
+    if (s) {
         s->pooled = 1;
+        s->idle = idle_steal;
+        s->idle_arg = m;
+    }
     pthread_mutex_lock(&p->lock);
     m->s = s;
     p->ready++;
@@ -244,6 +372,9 @@ static void stop_threads(struct coro_pool *p, unsigned n)
 
 static void pool_free(struct coro_pool *p)
 {
+    for (unsigned i = 0; i < p->n; i++)
+        if (p->m[i].pool)
+            pthread_mutex_destroy(&p->m[i].plock);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->lock);
     free(p);
@@ -271,12 +402,18 @@ int coro_pool_create(coro_pool_t **pool, unsigned nthreads)
     pthread_cond_init(&p->done, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&p->lock, NULL);
+    /* All of them first: a thread's idle hook looks at the others'. */
+    for (unsigned i = 0; i < nthreads; i++) {
+        struct member *m = &p->m[i];
+        m->pool = p;
+        m->index = i;
+        atomic_init(&m->closed, 0);
+        atomic_init(&m->kicked, 0);
+        pthread_mutex_init(&m->plock, NULL);
+    }
     unsigned started = 0;
     for (; started < nthreads; started++) {
         struct member *m = &p->m[started];
-        m->pool = p;
-        m->index = started;
-        atomic_init(&m->closed, 0);
         if ((err = pthread_create(&m->thread, NULL, thread_main, m)) != 0)
             break;
         m->started = 1;
@@ -315,7 +452,8 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
 {
     if (!pool || !fn || (thread != CORO_ANY && (thread < 0 || (unsigned)thread >= pool->n)))
         return EINVAL;
-    if (thread == CORO_ANY)
+    int any = thread == CORO_ANY;
+    if (any)
         thread = (int)(atomic_fetch_add_explicit(&pool->next, 1, memory_order_relaxed) %
                        pool->n);
     struct member *m = &pool->m[thread];
@@ -349,7 +487,10 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
     }
     if (co)
         return spawn_far(m, sp, co);
-    coro__sched_post(m->s, &sp->node);
+    if (any)
+        pend(pool, m, sp);
+    else
+        coro__sched_post(m->s, &sp->node);
     return 0;
 }
 

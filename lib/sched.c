@@ -672,8 +672,13 @@ static int loop(struct coro__sched *s, int (*done)(void *), void *arg)
             if (!s->head) {
                 if (!s->live && !s->holds)
                     break;
+                int64_t d = coro__timers_first(&s->timers), again = -1;
+                if (s->idle && s->idle(s, s->idle_arg, &again))
+                    continue; /* it found work (a pool's thread took spawns) */
+                if (again >= 0 && (d < 0 || again < d))
+                    d = again;
                 if (s->timers.n || io_alive(s) || s->remote_waits || s->holds)
-                    sched_idle(s, coro__timers_first(&s->timers));
+                    sched_idle(s, d);
                 else if (deadlock(s))
                     lost(s);
                 continue;

@@ -257,6 +257,11 @@ struct coro__sched {
     int pooled;                 /* a pool's thread: its coroutines can be
                                  * joined and cancelled from any thread */
     void *biased;               /* sync objects biased to it (lib/share.c) */
+    /* Called with nothing ready, before it sleeps: 1 if it made something
+     * ready (a pool's thread takes spawns another thread has not got to),
+     * else 0, and *again is when to call it again (-1: no need). */
+    int (*idle)(struct coro__sched *s, void *arg, int64_t *again);
+    void *idle_arg;
 
     /* What other threads write, on lines of their own. */
     _Alignas(64) _Atomic(struct coro__node *) inbox; /* posted, newest first */

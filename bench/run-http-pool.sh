@@ -1,7 +1,8 @@
 #!/bin/bash
 # The HTTP server over a pool: bench_http on 1 thread against bench_http on
-# a pool of 2 threads (each with its own SO_REUSEPORT listener), loaded by
-# wrk -t1, in the same run.
+# a pool of 2 threads (each with its own SO_REUSEPORT listener), and, with
+# golang-go, Go's net/http (bench/http_go -mode=http) with GOMAXPROCS=1
+# and 2, loaded by wrk -t1, in the same run.
 #
 #   bench/run-http-pool.sh BUILDDIR
 #
@@ -10,8 +11,8 @@
 # measured (all three threads share the cores) and the server's CPU time
 # per request (growth of its threads' run time, /proc/PID/task/*/
 # schedstat, over the requests wrk counted), which does not depend on who
-# else runs.  $ROUNDS rounds of $SECS s per connection count, the two
-# servers' order swapped every round; medians, min and max.
+# else runs.  $ROUNDS rounds of $SECS s per connection count, the servers'
+# order rotated every round; medians, min and max.
 #
 # Environment: ROUNDS (5), SECS (5), CONNS ("100 1000"), PORT (18180).
 set -eu
@@ -23,9 +24,20 @@ out=$(mktemp -d /tmp/coro-http-pool.XXXXXX)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$out"' EXIT
 
+here=$(cd "$(dirname "$0")" && pwd)
 names=(1-thread 2-threads)
 "$build/bench/bench_http" "$PORT" & pids+=($!)
 "$build/bench/bench_http" "$((PORT + 1))" 2 & pids+=($!)
+if command -v go >/dev/null; then
+    gobin=$out/http_go
+    (cd "$here/http_go" && GO111MODULE=on GOFLAGS=-mod=mod GOTOOLCHAIN=local \
+        GOCACHE="$out/cache" GOPATH="$out/gopath" go build -o "$gobin" .)
+    names+=(go-nethttp-1 go-nethttp-2)
+    GOMAXPROCS=1 "$gobin" -mode=http "$((PORT + 2))" >/dev/null & pids+=($!)
+    GOMAXPROCS=2 "$gobin" -mode=http "$((PORT + 3))" >/dev/null & pids+=($!)
+else
+    echo "go not found: no Go rows" >&2
+fi
 sleep 0.5
 
 cpu_ns() { # the run time of every thread of process $1, ns
@@ -34,8 +46,10 @@ cpu_ns() { # the run time of every thread of process $1, ns
 
 for c in $CONNS; do
     for r in $(seq "$ROUNDS"); do
-        order=(0 1)
-        [ $((r % 2)) = 0 ] && order=(1 0)
+        order=()
+        for k in $(seq 0 $((${#names[@]} - 1))); do
+            order+=($(((k + r) % ${#names[@]})))
+        done
         for i in "${order[@]}"; do
             before=$(cpu_ns "${pids[$i]}")
             res=$(wrk -t1 -c"$c" -d"${SECS}s" "http://127.0.0.1:$((PORT + i))/")
@@ -51,8 +65,8 @@ done
 echo "HTTP over a pool: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
     "($(nproc) CPUs), wrk -t1, $ROUNDS rounds of $SECS s, medians (min-max)"
 echo
-printf '| %-6s | %-10s | %-26s | %-26s |\n' conns server "req/s" "server CPU ns / request"
-printf '|--------|------------|----------------------------|----------------------------|\n'
+printf '| %-6s | %-12s | %-26s | %-26s |\n' conns server "req/s" "server CPU ns / request"
+printf '|--------|--------------|----------------------------|----------------------------|\n'
 for c in $CONNS; do
     for n in "${names[@]}"; do
         awk -v c="$c" -v n="$n" '$1 == c && $2 == n {print $3, $4}' "$out/raw" |
@@ -60,7 +74,7 @@ for c in $CONNS; do
 import sys, statistics
 rows = [tuple(map(float, l.split())) for l in sys.stdin if l.strip()]
 rps = [r[0] for r in rows]; cpu = [r[1] for r in rows]
-print("| %-6s | %-10s | %9.0f (%7.0f-%7.0f) | %9.0f (%7.0f-%7.0f) |" % (sys.argv[1], sys.argv[2],
+print("| %-6s | %-12s | %9.0f (%7.0f-%7.0f) | %9.0f (%7.0f-%7.0f) |" % (sys.argv[1], sys.argv[2],
       statistics.median(rps), min(rps), max(rps), statistics.median(cpu), min(cpu), max(cpu)))
 ' "$c" "$n"
     done

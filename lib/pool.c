@@ -75,6 +75,7 @@ struct member {
     struct coro__node shut, quit; /* the messages of shutdown and destroy */
     pthread_mutex_t plock;      /* guards the pending list */
     struct spawn *phead, *ptail;  /* CORO_ANY spawns not taken yet */
+    atomic_uint npending;       /* how many: a look that writes nothing */
     atomic_int kicked;          /* a kick is on its way to the thread */
     struct coro__node kick;
 };
@@ -211,6 +212,7 @@ static struct spawn *unpend(struct member *m, size_t max, int64_t older_than, in
         *tail = sp;
         tail = &sp->pnext;
         max--;
+        atomic_fetch_sub_explicit(&m->npending, 1, memory_order_relaxed);
     }
     if (!m->phead)
         m->ptail = NULL;
@@ -264,6 +266,7 @@ static void pend(struct coro_pool *p, struct member *m, struct spawn *sp)
     else
         m->phead = sp;
     m->ptail = sp;
+    atomic_fetch_add_explicit(&m->npending, 1, memory_order_relaxed);
     pthread_mutex_unlock(&m->plock);
     if (kick(m))
         return;
@@ -289,6 +292,10 @@ static int idle_steal(struct coro__sched *s, void *arg, int64_t *again)
     for (unsigned i = 1; i < p->n; i++) {
         struct member *v = &p->m[(me->index + i) % p->n];
         int64_t next;
+        /* Most lists are empty: a glance, not a lock, whose line would
+         * bounce between the threads at every idle moment. */
+        if (!atomic_load_explicit(&v->npending, memory_order_relaxed))
+            continue;
         struct spawn *got = unpend(v, STEAL_MAX, now - STEAL_NS, &next);
         if (got) {
             take(s, me, got);
@@ -409,6 +416,7 @@ int coro_pool_create(coro_pool_t **pool, unsigned nthreads)
         m->index = i;
         atomic_init(&m->closed, 0);
         atomic_init(&m->kicked, 0);
+        atomic_init(&m->npending, 0);
         pthread_mutex_init(&m->plock, NULL);
     }
     unsigned started = 0;

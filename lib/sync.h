@@ -142,32 +142,6 @@ static inline int coro__wait_block(struct coro__task *k, struct coro__wait *wait
     return r;
 }
 
-/* Queues the caller (task k) on q with elem and waits a wait of the given
- * kind (see coro__wait_block). */
-static inline __attribute__((always_inline)) int
-coro__wait_on_as(struct coro__task *k, struct coro__waitq *q, void *elem, int64_t deadline,
-                 enum coro__wait_kind kind, const char *what)
-{
-    struct coro__waiter w = { .elem = elem };
-    struct coro__wait wait;
-
-    coro__wait_init(&wait, k->co);
-    wait.w = &w;
-    wait.n = 1;
-    w.wait = &wait;
-    coro__waitq_push(q, &w);
-    int r = coro__task_park(k, &wait, deadline, kind, what);
-    coro__waitq_unlink(&w);
-    return r;
-}
-
-/* The same for a plain (cancellable) wait. */
-static inline __attribute__((always_inline)) int
-coro__wait_on(struct coro__task *k, struct coro__waitq *q, void *elem, int64_t deadline,
-              const char *what)
-{
-    return coro__wait_on_as(k, q, elem, deadline, CORO__WAIT_PLAIN, what);
-}
 
 /* The lock of a shared object: held for a few list operations and copies
  * at a time, never across a park. */
@@ -412,6 +386,24 @@ coro__wait_local(struct coro__sync *o, struct coro__task *k, struct coro__waitq 
     int r = coro__task_park(k, &wait, deadline, kind, what);
     coro__sync_unlink(o, &w);
     return r;
+}
+
+/* Queues the caller (task k) on q, a list of its thread's alone that no
+ * sync object owns (the reactor's, a group's), and waits a wait of the
+ * given kind (see coro__wait_park). */
+static inline __attribute__((always_inline)) int
+coro__wait_on_as(struct coro__task *k, struct coro__waitq *q, void *elem, int64_t deadline,
+                 enum coro__wait_kind kind, const char *what)
+{
+    return coro__wait_local(NULL, k, q, elem, deadline, kind, what); /* never counted */
+}
+
+/* The same for a plain (cancellable) wait. */
+static inline __attribute__((always_inline)) int
+coro__wait_on(struct coro__task *k, struct coro__waitq *q, void *elem, int64_t deadline,
+              const char *what)
+{
+    return coro__wait_on_as(k, q, elem, deadline, CORO__WAIT_PLAIN, what);
 }
 
 /* Queues the caller (task k) on q of o, begun with coro__sync_begin, and

@@ -1242,6 +1242,40 @@ START_TEST(destroy_right_after_the_wake)
 }
 END_TEST
 
+/* The main thread's own flow (no coroutine) calls on an object biased to
+ * a pool thread while a coroutine there waits on it: it blocks until the
+ * home thread has shared it, then the call goes through. */
+static _Atomic(coro_wg_t *) published;
+static atomic_int wg_woken;
+
+static void *waits_on_own_wg(void *arg)
+{
+    coro_wg_t *w;
+
+    (void)arg;
+    if (coro_wg_create(&w) || coro_wg_add(w, 1))
+        return NULL;
+    atomic_store(&published, w);
+    if (coro_wg_wait(w, -1) == 0)
+        atomic_store(&wg_woken, 1);
+    coro_wg_destroy(w);
+    return NULL;
+}
+
+START_TEST(main_flow_shares_a_biased_object)
+{
+    make_pool(2);
+    ck_assert_int_eq(coro_pool_spawn(pool, 1, NULL, waits_on_own_wg, NULL, NULL), 0);
+    coro_wg_t *w;
+    while (!(w = atomic_load(&published)))
+        usleep(1000);
+    usleep(5000); /* it waits by now */
+    ck_assert_int_eq(coro_wg_done(w), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&wg_woken), 1);
+}
+END_TEST
+
 /* ----------------------------------------------------------------- fork */
 
 /* A running pool forks: its threads keep spawning coroutines (stacks,
@@ -1391,6 +1425,7 @@ int main(void)
     tcase_add_test(tc, biased_channel_shared_with_a_waiter);
     tcase_add_test(tc, biased_objects_outlive_their_pool);
     tcase_add_test(tc, destroy_right_after_the_wake);
+    tcase_add_test(tc, main_flow_shares_a_biased_object);
     suite_add_tcase(su, tc);
     tc = tcase_create("fork");
     tcase_set_timeout(tc, 120);

@@ -54,10 +54,7 @@ int coro_chan_destroy(coro_chan_t *ch)
 {
     if (!ch)
         return EINVAL;
-    if (coro__sync_enter(&ch->o))
-        return EPERM;
-    return coro__sync_end(&ch->o, coro__waitq_first(&ch->sendq) ||
-                                      coro__waitq_first(&ch->recvq));
+    return coro__sync_destroy(&ch->o, NULL);
 }
 
 /* memcpy for elements: a receiver may pass NULL to drop one, and a channel

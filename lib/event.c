@@ -23,17 +23,6 @@ struct coro_future {
                                * destroyed as soon as it is set */
 };
 
-/* destroy of an object with list q: EPERM from the wrong thread, EBUSY
- * while waited on, or 0 and o is freed. */
-static int destroy(struct coro__sync *o, struct coro__waitq *q)
-{
-    int r = coro__sync_enter(o);
-
-    if (r)
-        return r;
-    return coro__sync_end(o, coro__waitq_first(q) != NULL);
-}
-
 
 /* ----------------------------------------------------------- wait group */
 
@@ -46,7 +35,7 @@ int coro_wg_create(coro_wg_t **wg)
 
 int coro_wg_destroy(coro_wg_t *wg)
 {
-    return wg ? destroy(&wg->o, &wg->q) : EINVAL;
+    return wg ? coro__sync_destroy(&wg->o, NULL) : EINVAL;
 }
 
 int coro_wg_add(coro_wg_t *wg, long delta)
@@ -99,7 +88,7 @@ int coro_future_create(coro_future_t **f)
 
 int coro_future_destroy(coro_future_t *f)
 {
-    return f ? destroy(&f->o, &f->q) : EINVAL;
+    return f ? coro__sync_destroy(&f->o, NULL) : EINVAL;
 }
 
 int coro_future_set(coro_future_t *f, void *value)

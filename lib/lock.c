@@ -34,18 +34,6 @@ struct coro_sem {
     struct coro__waitq q;     /* coroutines waiting for a unit */
 };
 
-/* destroy of an object with list q, which is busy when it has a waiter or
- * when held: EPERM from the wrong thread, EBUSY, or 0 and o is freed. */
-static int destroy(struct coro__sync *o, struct coro__waitq *q, const uint64_t *held)
-{
-    int r = coro__sync_enter(o);
-
-    if (r)
-        return r;
-    return coro__sync_end(o, (held && *held) || coro__waitq_first(q));
-}
-
-
 /* ---------------------------------------------------------------- mutex */
 
 int coro_mutex_create(coro_mutex_t **m)
@@ -57,7 +45,7 @@ int coro_mutex_create(coro_mutex_t **m)
 
 int coro_mutex_destroy(coro_mutex_t *m)
 {
-    return m ? destroy(&m->o, &m->q, &m->owner) : EINVAL;
+    return m ? coro__sync_destroy(&m->o, &m->owner) : EINVAL;
 }
 
 int coro_mutex_lock(coro_mutex_t *m, int64_t deadline)
@@ -138,7 +126,7 @@ int coro_cond_create(coro_cond_t **c)
 
 int coro_cond_destroy(coro_cond_t *c)
 {
-    return c ? destroy(&c->o, &c->q, NULL) : EINVAL;
+    return c ? coro__sync_destroy(&c->o, NULL) : EINVAL;
 }
 
 int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline)
@@ -221,7 +209,7 @@ int coro_sem_create(coro_sem_t **s, unsigned value)
 
 int coro_sem_destroy(coro_sem_t *s)
 {
-    return s ? destroy(&s->o, &s->q, NULL) : EINVAL;
+    return s ? coro__sync_destroy(&s->o, NULL) : EINVAL;
 }
 
 int coro_sem_acquire(coro_sem_t *s, int64_t deadline)

@@ -304,17 +304,14 @@ static inline int coro__sync_begin(struct coro__sync *o, int64_t deadline,
             return 0; /* its home: no lock */
         if (o->home == coro__sched_current() || coro__sync_mode(o) == CORO__SYNC_LOCAL)
             return r; /* its home's error, or a local object elsewhere */
-        if (deadline < -1)
-            return EINVAL;
-        if (!coro__self_task())
-            return EPERM;
-        coro__sync_share(o); /* biased to another thread */
     }
     struct coro__task *self = coro__self_task();
     if (deadline < -1)
         return EINVAL;
     if (!self)
         return EPERM;
+    if (coro__sync_mode(o) == CORO__SYNC_BIASED)
+        coro__sync_share(o); /* biased to another thread */
     *k = self;
     coro__lock(&o->lock);
     return 0;
@@ -347,11 +344,17 @@ static inline __attribute__((always_inline)) void coro__sync_unlink(struct coro_
         coro__waitq_unlink(w);
 }
 
-/* The end of a destroy of o, entered: EBUSY (and o stays) if busy (a
- * waiter nobody has claimed, a holder); else 0, and o is freed, now or
- * by the last of its claimed waiters to go. */
-static inline int coro__sync_end(struct coro__sync *o, int busy)
+/* A destroy of o, which is busy while one of its lists has a waiter nobody
+ * has claimed, or while *held (a mutex's owner; NULL: none): EPERM from a
+ * thread it does not belong to, EBUSY (and o stays), or 0 and o is freed,
+ * now or by the last of its claimed waiters to go. */
+static inline int coro__sync_destroy(struct coro__sync *o, const uint64_t *held)
 {
+    if (coro__sync_enter(o))
+        return EPERM;
+    int busy = held && *held;
+    for (int i = 0; i < 2; i++)
+        busy |= o->q[i] && coro__waitq_first(o->q[i]);
     if (busy) {
         coro__sync_leave(o);
         return EBUSY;
@@ -366,6 +369,32 @@ static inline int coro__sync_end(struct coro__sync *o, int busy)
     return 0;
 }
 
+/* The wait of coro__wait_local (shared 0) and coro__sync_wait (shared 1):
+ * a constant, so that the local record's fast park is known at compile
+ * time. */
+static inline __attribute__((always_inline)) int
+coro__wait_in(struct coro__sync *o, struct coro__task *k, struct coro__waitq *q, void *elem,
+              int64_t deadline, enum coro__wait_kind kind, const char *what, const int shared)
+{
+    struct coro__waiter w = { .elem = elem };
+    struct coro__wait wait;
+
+    coro__wait_init(&wait, k->co);
+    wait.remote = shared;
+    wait.w = &w;
+    wait.n = 1;
+    w.wait = &wait;
+    if (shared) {
+        coro__sync_push(o, q, &w);
+        coro__unlock(&o->lock);
+    } else {
+        coro__waitq_push(q, &w);
+    }
+    int r = coro__task_park(k, &wait, deadline, kind, what);
+    coro__sync_unlink(o, &w);
+    return r;
+}
+
 /* Queues the caller (task k) on q of o, which its thread has to itself
  * now (local, or biased to it), and waits a wait of the given kind (see
  * coro__wait_park).  The record is local, known so here (the fast park);
@@ -375,17 +404,7 @@ static inline __attribute__((always_inline)) int
 coro__wait_local(struct coro__sync *o, struct coro__task *k, struct coro__waitq *q,
                  void *elem, int64_t deadline, enum coro__wait_kind kind, const char *what)
 {
-    struct coro__waiter w = { .elem = elem };
-    struct coro__wait wait;
-
-    coro__wait_init(&wait, k->co);
-    wait.w = &w;
-    wait.n = 1;
-    w.wait = &wait;
-    coro__waitq_push(q, &w);
-    int r = coro__task_park(k, &wait, deadline, kind, what);
-    coro__sync_unlink(o, &w);
-    return r;
+    return coro__wait_in(o, k, q, elem, deadline, kind, what, 0);
 }
 
 /* Queues the caller (task k) on q, a list of its thread's alone that no
@@ -417,20 +436,8 @@ coro__sync_wait(struct coro__sync *o, struct coro__task *k, struct coro__waitq *
                 void *elem, int64_t deadline, enum coro__wait_kind kind, const char *what)
 {
     if (coro__sync_mode(o) != CORO__SYNC_SHARED)
-        return coro__wait_local(o, k, q, elem, deadline, kind, what);
-    struct coro__waiter w = { .elem = elem };
-    struct coro__wait wait;
-
-    coro__wait_init(&wait, k->co);
-    wait.remote = 1;
-    wait.w = &w;
-    wait.n = 1;
-    w.wait = &wait;
-    coro__sync_push(o, q, &w);
-    coro__unlock(&o->lock);
-    int r = coro__task_park(k, &wait, deadline, kind, what);
-    coro__sync_unlink(o, &w);
-    return r;
+        return coro__wait_in(o, k, q, elem, deadline, kind, what, 0);
+    return coro__wait_in(o, k, q, elem, deadline, kind, what, 1);
 }
 
 #endif

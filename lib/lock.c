@@ -253,11 +253,10 @@ unsigned coro_sem_value(const coro_sem_t *s)
 {
     if (!s)
         return 0;
-    if (coro__sync_mode(&s->o) != CORO__SYNC_SHARED)
-        return s->value;
     struct coro_sem *w = (struct coro_sem *)s; /* its lock only */
-    coro__lock(&w->o.lock);
+    if (coro__sync_enter(&w->o))
+        return w->value; /* another thread's own semaphore: a glance */
     unsigned v = w->value;
-    coro__unlock(&w->o.lock);
+    coro__sync_leave(&w->o);
     return v;
 }

@@ -39,15 +39,12 @@
                           * before an idle one takes it */
 #define STEAL_MAX 64     /* spawns one steal takes */
 
-/* The answer to a spawn that asked for a handle, on the spawner's stack:
- * the spawner waits for it, parked in wait if it is a coroutine, else on
- * the pool's condition variable. */
+/* The answer to a spawn that asked for a handle, on the spawner's stack,
+ * which waits for it. */
 struct reply {
+    struct coro__reply wait;
     coro_t *co;
     int err;
-    int done;                   /* under the pool's lock (a thread waits) */
-    struct coro__wait wait;     /* a coroutine waits: remote */
-    int parked;                 /* it is a coroutine */
 };
 
 /* One spawn on its way to a thread: a message to its scheduler. */
@@ -132,27 +129,11 @@ static void *trampoline(void *arg)
 
 /* A spawn arrives on its thread.  A thread whose coroutines were all
  * ended (coro_pool_shutdown, or a coro_shutdown of one of its own) takes
- * no more: what still comes never runs and stops counting. */
-/* Tells the spawner that asked for a handle how its spawn went. */
-static void answer(struct coro_pool *p, struct reply *r, coro_t *co, int err)
-{
-    r->co = co;
-    r->err = err;
-    if (r->parked) {
-        if (coro__wait_claim(&r->wait))
-            coro__wait_done(&r->wait, 0, 0);
-        return;
-    }
-    pthread_mutex_lock(&p->lock);
-    r->done = 1;
-    pthread_cond_broadcast(&p->done);
-    pthread_mutex_unlock(&p->lock);
-}
-
+ * no more: what still comes never runs and stops counting.  A spawner
+ * that asked for a handle is told how it went. */
 static void run_spawn(struct coro__sched *s, struct coro__node *n)
 {
     struct spawn *sp = (struct spawn *)n;
-    struct coro_pool *p = sp->m->pool;
     struct reply *r = sp->reply;
     coro_t *co = NULL;
     int err = ECANCELED;
@@ -163,33 +144,23 @@ static void run_spawn(struct coro__sched *s, struct coro__node *n)
         (err = coro_spawn(r ? &co : NULL, trampoline, sp,
                           sp->has_attr ? &sp->attr : NULL)) != 0)
         drop(sp); /* closed, or no memory for it here */
-    if (r)
-        answer(p, r, co, err);
+    if (r) {
+        r->co = co;
+        r->err = err;
+        coro__reply_send(&r->wait);
+    }
 }
 
 /* Posts sp, which wants a handle, to m and waits for the answer. */
 static int spawn_far(struct member *m, struct spawn *sp, coro_t **co)
 {
-    struct coro_pool *p = m->pool;
-    struct coro__task *self = coro__self_task();
-    struct reply r = {.err = 0, .parked = self != NULL};
+    struct reply r = {.err = 0};
     struct spawn *msg = sp; /* r is on this stack until the answer came */
 
-    if (self) {
-        coro__wait_init(&r.wait, self->co);
-        r.wait.remote = 1;
-    }
+    coro__reply_init(&r.wait);
     msg->reply = &r;
     coro__sched_post(m->s, &msg->node);
-    if (self) {
-        /* Not cancellable: the answer writes to r, which must be there. */
-        coro__task_park(self, &r.wait, -1, CORO__WAIT_RELOCK, "coro_pool_spawn");
-    } else {
-        pthread_mutex_lock(&p->lock);
-        while (!r.done)
-            pthread_cond_wait(&p->done, &p->lock);
-        pthread_mutex_unlock(&p->lock);
-    }
+    coro__reply_wait(&r.wait, "coro_pool_spawn");
     if (!r.err)
         *co = r.co;
     return r.err;

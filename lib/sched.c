@@ -323,10 +323,10 @@ void coro__reply_init(struct coro__reply *r)
     }
 }
 
-void coro__reply_wait(struct coro__reply *r)
+void coro__reply_wait(struct coro__reply *r, const char *what)
 {
     if (r->parked) {
-        coro__task_park(coro__self_task(), &r->wait, -1, CORO__WAIT_RELOCK, "a reply");
+        coro__task_park(coro__self_task(), &r->wait, -1, CORO__WAIT_RELOCK, what);
         return;
     }
     while (!atomic_load_explicit(&r->done, memory_order_acquire))

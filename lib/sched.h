@@ -163,16 +163,16 @@ void coro__sched_post(struct coro__sched *s, struct coro__node *n);
 void coro__sched_drain(struct coro__sched *s);
 
 /* A thread waiting for another thread's answer, on its stack: a coroutine
- * parks in a remote record (not cancellable: the answer writes here), a
- * thread's own flow blocks on a futex.  init on the waiting thread, send
- * from any thread, once. */
+ * parks in a remote record (not cancellable: the answer writes here; what
+ * names the wait, as for coro__wait_park), a thread's own flow blocks on a
+ * futex.  init on the waiting thread, send from any thread, once. */
 struct coro__reply {
     struct coro__wait wait;
     atomic_int done;
     int parked;
 };
 void coro__reply_init(struct coro__reply *r);
-void coro__reply_wait(struct coro__reply *r);
+void coro__reply_wait(struct coro__reply *r, const char *what);
 void coro__reply_send(struct coro__reply *r);
 
 /* Set once the process has made a pool, never cleared: sync objects made

@@ -113,7 +113,7 @@ void coro__sync_share(struct coro__sync *o)
     coro__reply_init(&rq.reply);
     coro__sched_post(o->home, &rq.node);
     coro__unlock(&o->lock);
-    coro__reply_wait(&rq.reply);
+    coro__reply_wait(&rq.reply, "a share of a sync object");
 }
 
 void coro__sync_share_all(struct coro__sched *s)

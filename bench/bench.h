@@ -88,4 +88,22 @@ static inline void bench_args(int argc, char **argv, long *iters, int *runs)
 #define BENCH_JOIN(co, result) coro_join((co), (result))
 #endif
 
+/* Runs the Go baseline bench/chan_go for n round trips with GOMAXPROCS
+ * procs; it prints ns per round trip.  A run that fails ends the
+ * benchmark. */
+static inline double bench_run_go(const char *prog, long n, int procs)
+{
+    char cmd[4096];
+    double ns = -1;
+    FILE *p;
+
+    snprintf(cmd, sizeof cmd, "'%s' %ld %d", prog, n, procs);
+    if (!(p = popen(cmd, "r")) || fscanf(p, "%lf", &ns) != 1 || pclose(p) != 0 ||
+        ns <= 0) {
+        fprintf(stderr, "running %s failed\n", prog);
+        exit(1);
+    }
+    return ns;
+}
+
 #endif

@@ -129,24 +129,6 @@ static double run_swapcontext(long n)
     return (t1 - t0) / (double)n;
 }
 
-/* ------------------------------------------------------------------ Go */
-
-/* Runs the Go program for n round trips; it prints ns per round trip. */
-static double run_go(const char *prog, long n)
-{
-    char cmd[4096];
-    double ns = -1;
-    FILE *p;
-
-    snprintf(cmd, sizeof cmd, "'%s' %ld", prog, n);
-    if (!(p = popen(cmd, "r")) || fscanf(p, "%lf", &ns) != 1 || pclose(p) != 0 ||
-        ns <= 0) {
-        fprintf(stderr, "running %s failed\n", prog);
-        exit(1);
-    }
-    return ns;
-}
-
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -173,7 +155,7 @@ int main(int argc, char **argv)
         rows[0].ns[r] = run_libcoro(n);
         rows[1].ns[r] = run_swapcontext(n);
         if (go)
-            rows[2].ns[r] = run_go(go, n);
+            rows[2].ns[r] = bench_run_go(go, n, 1);
     }
 
     printf("unbuffered channel ping-pong: ns per round trip "

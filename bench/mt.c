@@ -262,25 +262,6 @@ static double pthread_wake_latency(void)
     return t_landed - t0;
 }
 
-/* ------------------------------------------------------------ Go */
-
-/* Runs the Go program for n round trips on GOMAXPROCS=2; it prints ns per
- * round trip. */
-static double run_go(const char *prog, long n)
-{
-    char cmd[4096];
-    double ns = -1;
-    FILE *p;
-
-    snprintf(cmd, sizeof cmd, "'%s' %ld 2", prog, n);
-    if (!(p = popen(cmd, "r")) || fscanf(p, "%lf", &ns) != 1 || pclose(p) != 0 ||
-        ns <= 0) {
-        fprintf(stderr, "bench_mt: running %s failed\n", prog);
-        exit(1);
-    }
-    return ns;
-}
-
 /* ------------------------------------------------ bursts to a sleeper */
 
 #define BURST 10000
@@ -489,7 +470,7 @@ int main(int argc, char **argv)
         shared[r] = chan_pool(0, 0);
         cross[r] = chan_pool(0, 1);
         if (go)
-            gorun[r] = run_go(go, trips);
+            gorun[r] = bench_run_go(go, trips, 2);
         pth[r] = pthread_pingpong();
         wake[r] = wake_latency();
         ptwake[r] = pthread_wake_latency();

@@ -359,9 +359,15 @@ CORO_API int coro_shutdown(void);
  * coro_group_destroy does both and frees the group.  A member's own
  * spawns are not members unless spawned into the group: a member that
  * runs a group of its own passes a cancel on by destroying that group as
- * it unwinds.  A group belongs to the thread that made it (EPERM from
- * another thread), and is never shared, even when made once the process
- * has a pool. */
+ * it unwinds.
+ * A group made by a coroutine of a pool thread is shared by the
+ * coroutines of every thread: any of them may wait for it, cancel it or
+ * destroy it, and coroutines of pool threads (whose coroutines any thread
+ * can cancel) may spawn members into it, on their own thread with
+ * coro_group_spawn or on any pool thread with coro_group_spawn_on.  Until
+ * another thread uses it, its thread's calls take no lock.  A group made
+ * on any other thread is that thread's alone (EPERM from another thread),
+ * with or without a pool. */
 typedef struct coro_group coro_group_t;
 
 /* Returns 0 with a new empty group in *g; EINVAL if g is NULL; ENOMEM. */
@@ -369,13 +375,16 @@ CORO_API int coro_group_create(coro_group_t **g);
 
 /* coro_spawn into g: co as for coro_spawn (NULL: a member nobody joins;
  * otherwise it must be joined as usual).
- * Returns as coro_spawn; EINVAL if g is NULL; EPERM from another thread. */
+ * Returns as coro_spawn; EINVAL if g is NULL; EPERM from another thread
+ * than g's, unless g is shared and the caller's thread a pool's. */
 CORO_API int coro_group_spawn(coro_group_t *g, coro_t **co, coro_fn fn, void *arg,
                               const coro_attr_t *attr);
 
-/* Waits until every member has finished.  From a spawned coroutine a
- * blocking call (deadline as everywhere); from the thread's own flow it
- * runs the scheduler until the group is empty (other coroutines run too,
+/* Waits until every member has finished, including those that
+ * coro_group_spawn_on has sent and that have not started yet.  From a
+ * spawned coroutine (of any thread, for a shared group) a blocking call
+ * (deadline as everywhere); from the own flow of g's thread it runs the
+ * scheduler until the group is empty (other coroutines run too,
  * and those left stay queued for the next coro_run; the deadline does not
  * apply there).
  * Returns 0; EINVAL if g is NULL or the deadline is below -1; EDEADLK if
@@ -383,8 +392,11 @@ CORO_API int coro_group_spawn(coro_group_t *g, coro_t **co, coro_fn fn, void *ar
  * members finished; ETIMEDOUT; ECANCELED; EPERM. */
 CORO_API int coro_group_wait(coro_group_t *g, int64_t deadline);
 
-/* coro_cancel on every member that has not finished.
- * Returns 0; EINVAL if g is NULL; EPERM from another thread. */
+/* coro_cancel on every member that has not finished, on every thread; a
+ * member that coro_group_spawn_on has sent and that has not started yet
+ * is cancelled as it starts.
+ * Returns 0; EINVAL if g is NULL; EPERM from another thread than that of
+ * a group that is not shared. */
 CORO_API int coro_group_cancel(coro_group_t *g);
 
 /* Cancels every member, waits until all have finished (as coro_group_wait
@@ -392,7 +404,8 @@ CORO_API int coro_group_cancel(coro_group_t *g);
  * wait) and frees g.  A program's main can end everything it started in
  * a group with this one call.
  * Returns 0; EINVAL if g is NULL; EDEADLK if the caller is a member;
- * EBUSY if a coroutine waits in coro_group_wait on g; EPERM. */
+ * EBUSY if a coroutine waits in coro_group_wait on g; EPERM (also from
+ * the own flow of another thread than g's, which cannot wait for it). */
 CORO_API int coro_group_destroy(coro_group_t *g);
 
 /* -------------------------------------------------------- synchronisation */
@@ -777,9 +790,10 @@ CORO_API int coro_signal_wait(const sigset_t *set, int *signo, int64_t deadline)
  * never migrates, so thread-local storage, errno included, stays its
  * thread's.  Channels, locks, wait groups and futures made once the
  * process has a pool are shared by coroutines of every thread (see
- * "synchronisation"); groups are not.  A coroutine of a pool thread can be
- * joined by a coroutine of any thread and cancelled from anywhere.  Not
- * there yet: idle threads do not take spawns queued for busy ones. */
+ * "synchronisation"), and so are groups made on a pool thread (see
+ * "groups").  A coroutine of a pool thread can be joined by a coroutine of
+ * any thread and cancelled from anywhere.  An idle thread takes CORO_ANY
+ * spawns that have waited for a busy one (see coro_pool_spawn). */
 typedef struct coro_pool coro_pool_t;
 
 /* coro_pool_spawn's thread: the next thread, round robin. */
@@ -811,6 +825,15 @@ CORO_API int coro_pool_create(coro_pool_t **pool, unsigned nthreads);
  * as finished). */
 CORO_API int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn,
                              void *arg, const coro_attr_t *attr);
+
+/* coro_pool_spawn into group g, which counts the member from this call
+ * on (a coro_group_wait does not end before it has run), as
+ * coro_group_spawn does on the caller's thread.  g must be a group made
+ * on a pool thread (see "groups"): it is shared from then on.
+ * Returns as coro_pool_spawn; EINVAL also for a NULL g; EPERM for a group
+ * made on another thread than a pool's. */
+CORO_API int coro_group_spawn_on(coro_group_t *g, coro_pool_t *pool, int thread, coro_t **co,
+                                 coro_fn fn, void *arg, const coro_attr_t *attr);
 
 /* Blocks the calling thread until every coroutine spawned on the pool has
  * finished, or until deadline (CLOCK_MONOTONIC ns, -1: none).

@@ -4,16 +4,30 @@
  * scheduler's finish hook: a member leaves the list when it finishes, and
  * the last one out wakes the coroutines waiting for the group.  The
  * thread's own flow may wait too: it then runs the scheduler until the
- * group is empty. */
+ * group is empty.
+ *
+ * A group made by a coroutine of a pool thread is a sync object like a
+ * channel (sync.h): biased to its thread until another thread uses it,
+ * then shared, every call under its lock.  Its members may then be on any
+ * pool thread, whose finish hook takes the lock; a pool thread is the
+ * kind whose coroutines any thread may cancel (coro_cancel), and which
+ * ends them all before it goes, so a member never outlives its thread
+ * on the list.  A group made elsewhere is its thread's alone (local).
+ *
+ * coro_group_spawn_on sends a spawn to another thread: the group counts
+ * it from the call (reserved), so that no wait ends before it has run,
+ * and a cancel meanwhile reaches it as it arrives (the cancel count it
+ * was sent with is behind). */
 #include "sync.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
 struct coro_group {
-    struct coro__sync o;        /* never shared: members finish on its thread */
+    struct coro__sync o;
     struct coro__task *members; /* not finished yet (task gprev/gnext) */
-    size_t live;
+    size_t live;                /* members not finished, and spawns reserved */
+    unsigned cancels;           /* coro_group_cancel calls so far */
     struct coro__waitq q;       /* coroutines in coro_group_wait */
 };
 
@@ -21,18 +35,21 @@ int coro_group_create(coro_group_t **g)
 {
     if (!g)
         return EINVAL;
-    /* No wait list for a share to look at: a group is never biased or
-     * shared (its members finish on its thread), only local. */
-    if (!(*g = coro__sync_new(sizeof **g, 0)))
+    if (!(*g = coro__sync_new(sizeof **g, offsetof(coro_group_t, q))))
         return ENOMEM;
-    atomic_store_explicit(&(*g)->o.mode, CORO__SYNC_LOCAL, memory_order_relaxed);
+    /* Only a pool thread's group is shared (see above): one made on
+     * another thread, with or without a pool, stays local. */
+    if (coro__sync_mode(&(*g)->o) == CORO__SYNC_SHARED)
+        atomic_store_explicit(&(*g)->o.mode, CORO__SYNC_LOCAL, memory_order_relaxed);
     return 0;
 }
 
+/* The finish hook of a member, on its thread. */
 static void member_finished(struct coro__task *k)
 {
     struct coro_group *g = k->group;
 
+    coro__sync_enter(&g->o); /* a member's thread may enter: shared, or home */
     if (k->gprev)
         k->gprev->gnext = k->gnext;
     else
@@ -43,22 +60,13 @@ static void member_finished(struct coro__task *k)
     k->on_finish = NULL;
     if (--g->live == 0)
         coro__wake_all(&g->q, 0);
+    coro__sync_leave(&g->o); /* g may be gone from here on */
 }
 
-int coro_group_spawn(coro_group_t *g, coro_t **co, coro_fn fn, void *arg,
-                     const coro_attr_t *attr)
+/* Makes task k of this thread a member of g, entered, counted already. */
+static void adopt(struct coro_group *g, struct coro__task *k, int detached)
 {
-    coro_t *c;
-    int err;
-
-    if (!g)
-        return EINVAL;
-    if ((err = coro__sync_home(g->o.home)))
-        return err;
-    if ((err = coro_spawn(&c, fn, arg, attr)))
-        return err;
-    struct coro__task *k = c->sched;
-    k->detached = !co;
+    k->detached = detached;
     k->group = g;
     k->on_finish = member_finished;
     k->gprev = NULL;
@@ -66,10 +74,72 @@ int coro_group_spawn(coro_group_t *g, coro_t **co, coro_fn fn, void *arg,
     if (g->members)
         g->members->gprev = k;
     g->members = k;
+}
+
+int coro_group_spawn(coro_group_t *g, coro_t **co, coro_fn fn, void *arg,
+                     const coro_attr_t *attr)
+{
+    struct coro__sched *here = coro__sched_current();
+    coro_t *c;
+    int err;
+
+    if (!g)
+        return EINVAL;
+    /* Another thread's member must be one that others can cancel. */
+    if (g->o.home != here && !(here && here->pooled))
+        return EPERM;
+    /* An enter first, which shares a group biased to another thread (and
+     * may wait): after the spawn, nothing may switch before the member is
+     * on the list. */
+    if (coro__sync_enter(&g->o))
+        return EPERM;
+    coro__sync_leave(&g->o);
+    if ((err = coro_spawn(&c, fn, arg, attr)))
+        return err;
+    coro__sync_enter(&g->o);
+    adopt(g, c->sched, !co);
     g->live++;
+    coro__sync_leave(&g->o);
     if (co)
         *co = c;
     return 0;
+}
+
+int coro__group_reserve(coro_group_t *g, unsigned *cancels)
+{
+    if (!g)
+        return EINVAL;
+    if (coro__sync_mode(&g->o) == CORO__SYNC_LOCAL)
+        return EPERM; /* its members stay on its thread */
+    if (coro__sync_enter(&g->o))
+        return EPERM;
+    if (coro__sync_mode(&g->o) == CORO__SYNC_BIASED) {
+        /* Its home sends a member away: the member's thread will take
+         * the lock, so g is made shared now. */
+        coro__sync_leave(&g->o);
+        coro__sync_share_here(&g->o);
+        coro__lock(&g->o.lock);
+    }
+    g->live++;
+    *cancels = g->cancels;
+    coro__unlock(&g->o.lock);
+    return 0;
+}
+
+void coro__group_arrive(coro_group_t *g, unsigned cancels, coro_t *co, int detached)
+{
+    coro__lock(&g->o.lock); /* shared since its reserve */
+    if (co) {
+        adopt(g, co->sched, detached);
+        if (cancels != g->cancels)
+            coro_cancel(co);
+        coro__unlock(&g->o.lock);
+        return;
+    }
+    int last = --g->live == 0; /* it will never run */
+    if (last)
+        coro__wake_all(&g->q, 0);
+    coro__unlock(&g->o.lock);
 }
 
 static int group_empty(void *g)
@@ -82,68 +152,92 @@ static int group_empty(void *g)
  * coro_group_destroy. */
 static int group_wait(coro_group_t *g, int64_t deadline, enum coro__wait_kind kind)
 {
-    if (!g->live)
-        return 0;
+    struct coro__task *self;
+    int r;
+
     if (!coro__self()) {
-        /* The thread's own flow: run the scheduler until the group is
-         * done (the deadline does not apply: nothing else runs here). */
-        int err = coro__sched_run_until(group_empty, g);
-        return err ? err : (g->live ? EDEADLK : 0);
+        /* The thread's own flow: only a local group's, whose members are
+         * all here and run while it waits (the deadline does not apply:
+         * nothing else runs here); another thread's shared group only
+         * when it is empty already (one that outlived its pool). */
+        if (coro__sync_enter(&g->o))
+            return EPERM;
+        size_t live = g->live;
+        coro__sync_leave(&g->o);
+        if (!live)
+            return 0;
+        if (coro__sync_home(g->o.home))
+            return EPERM;
+        r = coro__sched_run_until(group_empty, g);
+        return r ? r : (g->live ? EDEADLK : 0);
     }
-    struct coro__task *self = coro__self_task();
-    if (!self)
-        return EPERM;
-    if (self->group == g)
+    if ((r = coro__sync_begin(&g->o, deadline, &self)))
+        return r;
+    if (!g->live) {
+        coro__sync_leave(&g->o);
+        return 0;
+    }
+    if (self->group == g) {
+        coro__sync_leave(&g->o);
         return EDEADLK; /* it would wait for itself */
-    return coro__wait_on_as(self, &g->q, NULL, deadline, kind, "coro_group_wait");
+    }
+    return coro__sync_wait(&g->o, self, &g->q, NULL, deadline, kind, "coro_group_wait");
 }
 
 int coro_group_wait(coro_group_t *g, int64_t deadline)
 {
-    int err;
-
     if (!g || deadline < -1)
         return EINVAL;
-    if ((err = coro__sync_home(g->o.home)))
-        return err;
     return group_wait(g, deadline, CORO__WAIT_JOIN);
+}
+
+/* Cancels g's members, entered.  A member is on the list until its finish
+ * hook took the lock, and freed only after: none goes while this runs. */
+static void cancel_all(struct coro_group *g)
+{
+    g->cancels++;
+    for (struct coro__task *k = g->members; k; k = k->gnext)
+        coro_cancel(k->co);
 }
 
 int coro_group_cancel(coro_group_t *g)
 {
-    int err;
-
     if (!g)
         return EINVAL;
-    if ((err = coro__sync_home(g->o.home)))
-        return err;
-    for (struct coro__task *k = g->members; k; k = k->gnext)
-        coro_cancel(k->co);
+    if (coro__sync_enter(&g->o))
+        return EPERM;
+    cancel_all(g);
+    coro__sync_leave(&g->o);
     return 0;
 }
 
 int coro_group_destroy(coro_group_t *g)
 {
-    int err;
-
     if (!g)
         return EINVAL;
-    if ((err = coro__sync_home(g->o.home)))
-        return err;
     struct coro__task *self = coro__self_task();
     if (coro__self() && !self)
         return EPERM; /* a plain coroutine cannot wait */
+    if (coro__sync_enter(&g->o))
+        return EPERM;
+    int err = 0;
     if (self && self->group == g)
-        return EDEADLK;
-    if (coro__waitq_first(&g->q))
-        return EBUSY;
-    coro_group_cancel(g);
+        err = EDEADLK;
+    else if (coro__waitq_first(&g->q))
+        err = EBUSY;
+    else if (!self && g->o.home != coro__sched_current() && g->live)
+        err = EPERM; /* another thread's own flow cannot wait for it */
+    else
+        cancel_all(g);
+    coro__sync_leave(&g->o);
+    if (err)
+        return err;
     /* Not cancellable: a cancel of the caller meanwhile stays pending for
      * its next wait.  Only the last stage of breaking a deadlock ends it,
      * when the members can never finish. */
     err = group_wait(g, -1, CORO__WAIT_RELOCK);
-    if (g->live)
+    if (g->live) /* a local group: no other thread can add */
         return err ? err : EDEADLK;
-    free(g);
+    coro__sync_release(&g->o);
     return 0;
 }

@@ -56,6 +56,8 @@ struct spawn {
     int has_attr;
     coro_attr_t attr;
     struct reply *reply;        /* a handle is wanted, or NULL */
+    coro_group_t *group;        /* coro_group_spawn_on's, which counts it */
+    unsigned cancels;           /* the group's cancels when it was sent */
     struct spawn *pnext;        /* on a pending list */
     int64_t at;                 /* when it was put there */
 };
@@ -103,11 +105,13 @@ static void live_done(struct coro_pool *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* A spawn that will never run: the pool stops counting it. */
+/* A spawn that will never run: its group and the pool stop counting it. */
 static void drop(struct spawn *sp)
 {
     struct coro_pool *p = sp->m->pool;
 
+    if (sp->group)
+        coro__group_arrive(sp->group, sp->cancels, NULL, 0);
     free(sp);
     live_done(p);
 }
@@ -135,15 +139,19 @@ static void run_spawn(struct coro__sched *s, struct coro__node *n)
 {
     struct spawn *sp = (struct spawn *)n;
     struct reply *r = sp->reply;
+    coro_group_t *g = sp->group; /* sp is the coroutine's from the spawn */
+    unsigned cancels = sp->cancels;
     coro_t *co = NULL;
     int err = ECANCELED;
 
     if (s->stopping)
         atomic_store_explicit(&sp->m->closed, 1, memory_order_relaxed);
     if (atomic_load_explicit(&sp->m->closed, memory_order_relaxed) ||
-        (err = coro_spawn(r ? &co : NULL, trampoline, sp,
+        (err = coro_spawn(r || g ? &co : NULL, trampoline, sp,
                           sp->has_attr ? &sp->attr : NULL)) != 0)
         drop(sp); /* closed, or no memory for it here */
+    else if (g)
+        coro__group_arrive(g, cancels, co, !r);
     if (r) {
         r->co = co;
         r->err = err;
@@ -426,8 +434,9 @@ int coro_pool_thread(void)
     return here ? (int)here->index : -1;
 }
 
-int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void *arg,
-                    const coro_attr_t *attr)
+/* coro_pool_spawn, into group g if not NULL. */
+static int spawn_on(coro_pool_t *pool, int thread, coro_group_t *g, coro_t **co, coro_fn fn,
+                    void *arg, const coro_attr_t *attr)
 {
     if (!pool || !fn || (thread != CORO_ANY && (thread < 0 || (unsigned)thread >= pool->n)))
         return EINVAL;
@@ -442,26 +451,40 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
     if (!sp)
         return ENOMEM;
     *sp = (struct spawn){.m = m, .fn = fn, .arg = arg, .has_attr = attr != NULL,
-                         .reply = NULL};
+                         .reply = NULL, .group = NULL};
     sp->node.run = run_spawn;
     if (attr)
         sp->attr = *attr;
+    if (g) {
+        int err = coro__group_reserve(g, &sp->cancels);
+        if (err) {
+            free(sp);
+            return err;
+        }
+        sp->group = g;
+    }
     pthread_mutex_lock(&pool->lock);
     int closed = pool->closed;
     if (!closed)
         pool->live++;
     pthread_mutex_unlock(&pool->lock);
     if (closed || atomic_load_explicit(&m->closed, memory_order_relaxed)) {
-        if (closed)
-            free(sp);
-        else
+        if (!closed) {
             drop(sp);
+        } else {
+            if (g)
+                coro__group_arrive(g, sp->cancels, NULL, 0);
+            free(sp);
+        }
         return ECANCELED;
     }
     if (co && m == here) {
+        unsigned cancels = sp->cancels;
         int err = coro_spawn(co, trampoline, sp, attr);
         if (err)
             drop(sp);
+        else if (g)
+            coro__group_arrive(g, cancels, *co, 0);
         return err;
     }
     if (co)
@@ -471,6 +494,20 @@ int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void
     else
         coro__sched_post(m->s, &sp->node);
     return 0;
+}
+
+int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn, void *arg,
+                    const coro_attr_t *attr)
+{
+    return spawn_on(pool, thread, NULL, co, fn, arg, attr);
+}
+
+int coro_group_spawn_on(coro_group_t *g, coro_pool_t *pool, int thread, coro_t **co,
+                        coro_fn fn, void *arg, const coro_attr_t *attr)
+{
+    if (!g)
+        return EINVAL;
+    return spawn_on(pool, thread, g, co, fn, arg, attr);
 }
 
 /* The caller must not be a coroutine of the pool's threads: it would wait

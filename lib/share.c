@@ -116,6 +116,14 @@ void coro__sync_share(struct coro__sync *o)
     coro__reply_wait(&rq.reply, "a share of a sync object");
 }
 
+void coro__sync_share_here(struct coro__sync *o)
+{
+    coro__lock(&o->lock);
+    if (coro__sync_mode(o) == CORO__SYNC_BIASED)
+        flip(o->home, o);
+    coro__unlock(&o->lock);
+}
+
 void coro__sync_share_all(struct coro__sched *s)
 {
     while (s->biased) {

@@ -196,6 +196,8 @@ void coro__sync_forget(struct coro__sync *o);
  * make it shared and waits until it has (a coroutine parks, a thread
  * blocks).  Then o's mode is CORO__SYNC_SHARED. */
 void coro__sync_share(struct coro__sync *o);
+/* lib/share.c: the share of biased o by its home itself, at once. */
+void coro__sync_share_here(struct coro__sync *o);
 /* lib/share.c: s's thread is going: its biased objects become shared
  * (others may still hold them), and the requests on their way are
  * answered. */
@@ -344,6 +346,21 @@ static inline __attribute__((always_inline)) void coro__sync_unlink(struct coro_
         coro__waitq_unlink(w);
 }
 
+/* Frees o, which nobody waits on any more, now or (shared, with claimed
+ * waiters still to take themselves off, see refs) when the last one goes. */
+static inline void coro__sync_release(struct coro__sync *o)
+{
+    if (coro__sync_mode(o) == CORO__SYNC_SHARED) {
+        coro__lock(&o->lock);
+        int later = o->refs != 0;
+        o->dead = later;
+        coro__unlock(&o->lock);
+        if (later)
+            return;
+    }
+    coro__sync_free(o);
+}
+
 /* A destroy of o, which is busy while one of its lists has a waiter nobody
  * has claimed, or while *held (a mutex's owner; NULL: none): EPERM from a
  * thread it does not belong to, EBUSY (and o stays), or 0 and o is freed,
@@ -355,17 +372,10 @@ static inline int coro__sync_destroy(struct coro__sync *o, const uint64_t *held)
     int busy = held && *held;
     for (int i = 0; i < 2; i++)
         busy |= o->q[i] && coro__waitq_first(o->q[i]);
-    if (busy) {
-        coro__sync_leave(o);
-        return EBUSY;
-    }
-    if (coro__sync_mode(o) == CORO__SYNC_SHARED && o->refs) {
-        o->dead = 1;
-        coro__unlock(&o->lock);
-        return 0;
-    }
     coro__sync_leave(o);
-    coro__sync_free(o);
+    if (busy)
+        return EBUSY;
+    coro__sync_release(o);
     return 0;
 }
 
@@ -439,5 +449,15 @@ coro__sync_wait(struct coro__sync *o, struct coro__task *k, struct coro__waitq *
         return coro__wait_in(o, k, q, elem, deadline, kind, what, 0);
     return coro__wait_in(o, k, q, elem, deadline, kind, what, 1);
 }
+
+/* lib/group.c, for coro_group_spawn_on: g counts a member that is on its
+ * way to another thread, and *cancels gets g's count of cancels; 0, or
+ * EINVAL for a NULL g, EPERM for a group that is not a pool thread's.  g
+ * is shared from then on. */
+int coro__group_reserve(coro_group_t *g, unsigned *cancels);
+/* lib/group.c: the member reserved (with that count of cancels) has come
+ * to its thread: co, made there (detached if nobody has its handle), or
+ * NULL for one that will never run. */
+void coro__group_arrive(coro_group_t *g, unsigned cancels, coro_t *co, int detached);
 
 #endif

@@ -1387,6 +1387,243 @@ START_TEST(fork_with_a_running_pool)
 }
 END_TEST
 
+/* -------------------------------------------------------------- groups */
+
+/* A group made by a coroutine of a pool thread takes members on every
+ * pool thread: its own, sent there with coro_group_spawn_on (CORO_ANY
+ * and explicit, with and without a handle), and spawned by a member on
+ * its own thread; its wait, on its thread and on another, ends after the
+ * last of them. */
+#define GROUP_SENT 40
+static coro_group_t *grp;
+static atomic_int grp_done, grp_errors, grp_threads, grp_seen;
+static coro_chan_t *grp_back;
+
+static void *member_sleeps(void *arg)
+{
+    (void)arg;
+    coro_sleep(2000000);
+    atomic_fetch_or(&grp_threads, 1 << coro_pool_thread());
+    atomic_fetch_add(&grp_done, 1);
+    return (void *)(intptr_t)coro_pool_thread();
+}
+
+static void *member_adds_one(void *arg)
+{
+    (void)arg;
+    if (coro_group_spawn(grp, NULL, member_sleeps, NULL, NULL))
+        atomic_fetch_add(&grp_errors, 1);
+    atomic_fetch_add(&grp_done, 1);
+    return NULL;
+}
+
+static void *waits_from_afar(void *arg)
+{
+    int total = (int)(intptr_t)arg, ok = 1;
+
+    if (coro_group_wait(grp, -1) || atomic_load(&grp_done) != total)
+        atomic_fetch_add(&grp_errors, 1);
+    else
+        atomic_fetch_add(&grp_seen, 1);
+    coro_chan_send(grp_back, &ok, -1);
+    return NULL;
+}
+
+static void *runs_a_group(void *arg)
+{
+    const int total = 2 + GROUP_SENT + 1 + 2; /* local, sent, joined, adder + its one */
+    coro_t *co;
+    void *r = NULL;
+    int ok;
+
+    (void)arg;
+    if (coro_group_create(&grp) || coro_chan_create(&grp_back, sizeof(int), 0)) {
+        atomic_fetch_add(&grp_errors, 1);
+        return NULL;
+    }
+    for (int i = 0; i < 2; i++)
+        if (coro_group_spawn(grp, NULL, member_sleeps, NULL, NULL))
+            atomic_fetch_add(&grp_errors, 1);
+    coro_pool_spawn(pool, 3, NULL, waits_from_afar, (void *)(intptr_t)total, NULL);
+    for (int i = 0; i < GROUP_SENT; i++)
+        if (coro_group_spawn_on(grp, pool, i < 8 ? i % 4 : CORO_ANY, NULL, member_sleeps, NULL,
+                                NULL))
+            atomic_fetch_add(&grp_errors, 1);
+    if (coro_group_spawn_on(grp, pool, 2, &co, member_sleeps, NULL, NULL) ||
+        coro_group_spawn_on(grp, pool, 1, NULL, member_adds_one, NULL, NULL))
+        atomic_fetch_add(&grp_errors, 1);
+    if (coro_group_wait(grp, -1) || atomic_load(&grp_done) != total)
+        atomic_fetch_add(&grp_errors, 1);
+    if (coro_join(co, &r, -1) || (intptr_t)r != 2)
+        atomic_fetch_add(&grp_errors, 1);
+    if (coro_chan_recv(grp_back, &ok, -1) || coro_group_destroy(grp) ||
+        coro_chan_destroy(grp_back))
+        atomic_fetch_add(&grp_errors, 1);
+    return NULL;
+}
+
+START_TEST(group_spans_the_pool)
+{
+    make_pool(4);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, runs_a_group, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&grp_errors), 0);
+    ck_assert_int_eq(atomic_load(&grp_done), 2 + GROUP_SENT + 1 + 2);
+    ck_assert_int_eq(atomic_load(&grp_seen), 1);
+    ck_assert_int_eq(atomic_load(&grp_threads), 0xf);
+}
+END_TEST
+
+/* A cancel from another thread reaches the members on every thread; a
+ * destroy right after the spawns cancels those still on their way too. */
+#define GROUP_PARKED 24
+static atomic_int grp_cancelled, grp_ready;
+
+static void *member_parks(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&grp_ready, 1);
+    if (coro_sleep(60 * 1000000000LL) == ECANCELED)
+        atomic_fetch_add(&grp_cancelled, 1);
+    return NULL;
+}
+
+static void *cancels_the_group(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&grp_ready) < GROUP_PARKED)
+        coro_sleep(100000);
+    if (coro_group_cancel(grp))
+        atomic_fetch_add(&grp_errors, 1);
+    return NULL;
+}
+
+static void *runs_a_cancelled_group(void *arg)
+{
+    coro_group_t *g2;
+
+    (void)arg;
+    if (coro_group_create(&grp)) {
+        atomic_fetch_add(&grp_errors, 1);
+        return NULL;
+    }
+    for (int i = 0; i < GROUP_PARKED; i++)
+        if (coro_group_spawn_on(grp, pool, i % 4, NULL, member_parks, NULL, NULL))
+            atomic_fetch_add(&grp_errors, 1);
+    coro_pool_spawn(pool, 2, NULL, cancels_the_group, NULL, NULL);
+    if (coro_group_wait(grp, -1) || atomic_load(&grp_cancelled) != GROUP_PARKED ||
+        coro_group_destroy(grp))
+        atomic_fetch_add(&grp_errors, 1);
+    /* Sent and destroyed at once: most have not started. */
+    if (coro_group_create(&g2)) {
+        atomic_fetch_add(&grp_errors, 1);
+        return NULL;
+    }
+    for (int i = 0; i < GROUP_PARKED; i++)
+        if (coro_group_spawn_on(g2, pool, CORO_ANY, NULL, member_parks, NULL, NULL))
+            atomic_fetch_add(&grp_errors, 1);
+    if (coro_group_destroy(g2) || atomic_load(&grp_cancelled) != 2 * GROUP_PARKED)
+        atomic_fetch_add(&grp_errors, 1);
+    return NULL;
+}
+
+START_TEST(group_cancel_across_threads)
+{
+    make_pool(4);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, runs_a_cancelled_group, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&grp_errors), 0);
+    ck_assert_int_eq(atomic_load(&grp_cancelled), 2 * GROUP_PARKED);
+}
+END_TEST
+
+/* A pool shutdown ends a group's members on every thread, and so its
+ * waiters (on other threads too) return. */
+static void *makes_group_and_waits(void *arg)
+{
+    (void)arg;
+    if (coro_group_create(&grp)) {
+        atomic_fetch_add(&grp_errors, 1);
+        return NULL;
+    }
+    for (int i = 0; i < GROUP_PARKED; i++)
+        coro_group_spawn_on(grp, pool, i % 3, NULL, member_parks, NULL, NULL);
+    for (int i = 1; i < 3; i++)
+        coro_pool_spawn(pool, i, NULL, waits_from_afar, (void *)(intptr_t)0, NULL);
+    if (coro_group_wait(grp, -1) == 0)
+        atomic_fetch_add(&grp_seen, 1);
+    return NULL;
+}
+
+START_TEST(shutdown_ends_a_group_on_every_thread)
+{
+    make_pool(3);
+    ck_assert_int_eq(coro_chan_create(&grp_back, sizeof(int), 8), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, makes_group_and_waits, NULL, NULL), 0);
+    while (atomic_load(&grp_ready) < GROUP_PARKED)
+        usleep(1000);
+    usleep(20000); /* the far waiters park */
+    ck_assert_int_eq(coro_pool_shutdown(pool, coro_now() + 30 * 1000000000LL), 0);
+    ck_assert_int_eq(atomic_load(&grp_cancelled), GROUP_PARKED);
+    ck_assert_int_eq(atomic_load(&grp_seen), 3); /* its home's waiter, and two afar */
+    ck_assert_int_eq(coro_pool_destroy(pool), 0);
+    /* The group outlived its pool, empty: the main thread frees it. */
+    ck_assert_int_eq(coro_group_wait(grp, -1), 0);
+    ck_assert_int_eq(coro_group_destroy(grp), 0);
+    ck_assert_int_eq(coro_chan_destroy(grp_back), 0);
+}
+END_TEST
+
+/* What a group refuses: a group made on a thread outside the pool (before
+ * or after the pool) stays that thread's; a thread outside the pool
+ * cannot add to a pool thread's group, nor its own flow wait for one
+ * with members left. */
+static coro_group_t *outside_grp;
+
+static void *tries_outside_group(void *arg)
+{
+    (void)arg;
+    if (coro_group_spawn(outside_grp, NULL, member_sleeps, NULL, NULL) != EPERM ||
+        coro_group_wait(outside_grp, -1) != EPERM || coro_group_cancel(outside_grp) != EPERM ||
+        coro_group_destroy(outside_grp) != EPERM)
+        atomic_fetch_add(&grp_errors, 1);
+    if (coro_group_create(&grp))
+        atomic_fetch_add(&grp_errors, 1);
+    else
+        coro_group_spawn(grp, NULL, member_parks, NULL, NULL);
+    return NULL;
+}
+
+START_TEST(group_refusals)
+{
+    coro_group_t *before, *after;
+
+    ck_assert_int_eq(coro_group_create(&before), 0);
+    make_pool(2);
+    ck_assert_int_eq(coro_group_create(&after), 0);
+    ck_assert_int_eq(coro_group_spawn_on(before, pool, 0, NULL, member_sleeps, NULL, NULL), EPERM);
+    ck_assert_int_eq(coro_group_spawn_on(after, pool, 0, NULL, member_sleeps, NULL, NULL), EPERM);
+    ck_assert_int_eq(coro_group_spawn_on(NULL, pool, 0, NULL, member_sleeps, NULL, NULL), EINVAL);
+    ck_assert_int_eq(coro_group_spawn_on(after, NULL, 0, NULL, member_sleeps, NULL, NULL), EINVAL);
+    ck_assert_int_eq(coro_group_spawn_on(after, pool, 2, NULL, member_sleeps, NULL, NULL), EINVAL);
+    outside_grp = after;
+    ck_assert_int_eq(coro_pool_spawn(pool, 1, NULL, tries_outside_group, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_wait(pool, coro_now() + 30 * 1000000000LL), 0);
+    ck_assert_int_eq(atomic_load(&grp_errors), 0);
+    while (atomic_load(&grp_ready) < 1)
+        usleep(1000);
+    ck_assert_int_eq(coro_group_spawn(grp, NULL, member_sleeps, NULL, NULL), EPERM);
+    ck_assert_int_eq(coro_group_wait(grp, -1), EPERM); /* a member left */
+    ck_assert_int_eq(coro_group_destroy(grp), EPERM);
+    ck_assert_int_eq(coro_group_cancel(grp), 0);       /* from anywhere */
+    ck_assert_int_eq(coro_pool_destroy(pool), 0);
+    ck_assert_int_eq(atomic_load(&grp_cancelled), 1);
+    ck_assert_int_eq(coro_group_destroy(grp), 0);
+    ck_assert_int_eq(coro_group_destroy(before), 0);
+    ck_assert_int_eq(coro_group_destroy(after), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("mtsync");
@@ -1426,6 +1663,13 @@ int main(void)
     tcase_add_test(tc, biased_objects_outlive_their_pool);
     tcase_add_test(tc, destroy_right_after_the_wake);
     tcase_add_test(tc, main_flow_shares_a_biased_object);
+    suite_add_tcase(su, tc);
+    tc = tcase_create("group");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, group_spans_the_pool);
+    tcase_add_test(tc, group_cancel_across_threads);
+    tcase_add_test(tc, shutdown_ends_a_group_on_every_thread);
+    tcase_add_test(tc, group_refusals);
     suite_add_tcase(su, tc);
     tc = tcase_create("fork");
     tcase_set_timeout(tc, 120);

@@ -54,6 +54,22 @@ static void thread_exit(void *p)
     free(t);
 }
 
+/* A fork while another thread makes the key would leave key_lock held
+ * for good in the child, whose first call would hang: the child starts
+ * with it free (from a handler set up at load, before any thread can hold
+ * it).  The fork does not wait for the maker; at worst the child makes a
+ * key of its own and one of its slots is never used. */
+static void key_fork_child(void)
+{
+    pthread_mutex_init(&key_lock, NULL);
+}
+
+static __attribute__((constructor)) void key_fork_init(void)
+{
+    /* Only ENOMEM; then a fork in that window may hang, as before. */
+    (void)pthread_atfork(NULL, NULL, key_fork_child);
+}
+
 static int key_init(void)
 {
     int err = 0;

@@ -2,13 +2,16 @@
  * scheduler per thread; a generator hands out ranges of numbers over one
  * shared channel, workers on every thread take them, count the Collatz
  * steps of each number (work for the CPU) and send their sums over a
- * second channel to a collector.  A wait group tells a closer when the
- * last worker is done, so that the collector's loop ends.
+ * second channel to a collector.  The workers are a group, made by a
+ * foreman on a pool thread, whose wait ends after the last worker: then
+ * the foreman closes the sums, and the collector's loop ends.
  *
  *   generator --ranges--> workers on thread 0..n-1 --sums--> collector
  *
- * Channels and wait groups made after coro_pool_create are shared: any
- * thread's coroutines may use them.  Coroutines never move: each worker
+ * Channels made after coro_pool_create are shared: any thread's
+ * coroutines may use them; so is a group made by a coroutine of a pool
+ * thread, whose members may be on every thread (coro_group_spawn_on).
+ * Coroutines never move: each worker
  * runs on the thread it was spawned on, and a wake from another thread
  * goes through that thread's inbox.
  *
@@ -34,7 +37,7 @@ struct sum {
 static coro_pool_t *pool;
 static coro_chan_t *ranges;      /* long: the first number of a range */
 static coro_chan_t *sums;        /* struct sum */
-static coro_wg_t *running;       /* workers still running */
+static int threads;
 
 static void die(const char *what, int err)
 {
@@ -74,15 +77,24 @@ static void *worker(void *arg)
          * coroutines (and its inbox) have a turn between jobs. */
         coro_yield(NULL, NULL);
     }
-    coro_wg_done(running);
     return NULL;
 }
 
-static void *closer(void *arg)
+static void *foreman(void *arg)
 {
+    coro_group_t *workers;
+    int err;
+
     (void)arg;
-    coro_wg_wait(running, -1);
+    if ((err = coro_group_create(&workers)))
+        die("coro_group_create", err);
+    for (int t = 0; t < threads; t++)
+        for (int i = 0; i < WORKERS_PER_THREAD; i++)
+            if ((err = coro_group_spawn_on(workers, pool, t, NULL, worker, NULL, NULL)))
+                die("coro_group_spawn_on", err);
+    coro_group_wait(workers, -1); /* every worker, on every thread */
     coro_chan_close(sums);
+    coro_group_destroy(workers);
     return NULL;
 }
 
@@ -103,9 +115,9 @@ static void *collector(void *arg)
 
 int main(int argc, char **argv)
 {
-    int threads = argc > 1 ? atoi(argv[1]) : 2;
     int err;
 
+    threads = argc > 1 ? atoi(argv[1]) : 2;
     if (threads < 1 || threads > 64) {
         fprintf(stderr, "usage: parallel [threads 1..64]\n");
         return 2;
@@ -114,20 +126,14 @@ int main(int argc, char **argv)
         die("coro_pool_create", err);
     /* Made after the pool: shared by every thread's coroutines. */
     if ((err = coro_chan_create(&ranges, sizeof(long), 128)) ||
-        (err = coro_chan_create(&sums, sizeof(struct sum), 16)) ||
-        (err = coro_wg_create(&running)))
-        die("create", err);
+        (err = coro_chan_create(&sums, sizeof(struct sum), 16)))
+        die("coro_chan_create", err);
     jobs_per_thread = calloc((size_t)threads, sizeof *jobs_per_thread);
     if (!jobs_per_thread)
         die("calloc", ENOMEM);
 
-    coro_wg_add(running, (long)threads * WORKERS_PER_THREAD);
-    for (int t = 0; t < threads; t++)
-        for (int i = 0; i < WORKERS_PER_THREAD; i++)
-            if ((err = coro_pool_spawn(pool, t, NULL, worker, NULL, NULL)))
-                die("coro_pool_spawn", err);
     if ((err = coro_pool_spawn(pool, 0, NULL, generator, NULL, NULL)) ||
-        (err = coro_pool_spawn(pool, CORO_ANY, NULL, closer, NULL, NULL)) ||
+        (err = coro_pool_spawn(pool, CORO_ANY, NULL, foreman, NULL, NULL)) ||
         (err = coro_pool_spawn(pool, CORO_ANY, NULL, collector, NULL, NULL)))
         die("coro_pool_spawn", err);
 
@@ -145,7 +151,6 @@ int main(int argc, char **argv)
 
     coro_chan_destroy(ranges);
     coro_chan_destroy(sums);
-    coro_wg_destroy(running);
     free(jobs_per_thread);
     return 0;
 }

@@ -8,7 +8,8 @@
  * to it until another thread's first call shares them.
  * Each worker runs a random script: sends, receives and selects with
  * random deadlines (none, passed = a try, a little ahead), sections under
- * the mutex, yields, sleeps and cancels of other workers (any thread).
+ * the mutex, yields, sleeps, cancels of other workers (any thread), and
+ * groups with members on random threads, waited for, cancelled, destroyed.
  * A closer closes every channel after a few milliseconds, so every wait
  * ends; a drain takes what is left in the buffers; the main coroutine
  * joins every worker across threads.
@@ -26,6 +27,8 @@
  * - close: a send begun after the close returned gets EPIPE; after a
  *   receive got EPIPE, that receiver gets nothing more from the channel;
  * - the mutex: never two holders at once;
+ * - a group: its wait returns 0 only after every member has finished,
+ *   its destroy only after every member has started and finished;
  * - select: the index names a clause of the channel it used;
  * - every worker finishes, and its join returns its result.
  *
@@ -301,6 +304,66 @@ static void op_cancel(uint64_t *s)
         atomic_fetch_sub(&cancels_issued[j], 1);
 }
 
+/* A group op's members, on any thread: how many started and finished. */
+struct gcount {
+    atomic_int started, finished, errors;
+};
+
+static void *gmember(void *arg)
+{
+    struct gcount *c = arg;
+
+    atomic_fetch_add(&c->started, 1);
+    int r = coro_sleep(50 * US);
+    if (r != 0 && r != ECANCELED)
+        atomic_fetch_add(&c->errors, 1);
+    atomic_fetch_add(&c->finished, 1);
+    return NULL;
+}
+
+/* A group made here (biased to this thread), with members sent to random
+ * threads or spawned here; then a wait with a random deadline, a cancel,
+ * or neither; then the destroy, which returns once every member has
+ * finished (c is on this stack: a member left would touch it after). */
+static void op_group(int self, uint64_t *s)
+{
+    struct gcount c = {0, 0, 0};
+    coro_group_t *g;
+    int n = 1 + (int)below(s, 6), r;
+
+    CHECK(coro_group_create(&g) == 0, "group create");
+    for (int i = 0; i < n; i++) {
+        unsigned t = below(s, THREADS + 2);
+        if (t == THREADS + 1)
+            r = coro_group_spawn(g, NULL, gmember, &c, NULL);
+        else
+            r = coro_group_spawn_on(g, pool, t == THREADS ? CORO_ANY : (int)t, NULL,
+                                    gmember, &c, NULL);
+        CHECK(r == 0, "group spawn: %d", r);
+    }
+    switch (below(s, 3)) {
+    case 0: {
+        int64_t deadline = pick_deadline(s);
+        r = coro_group_wait(g, deadline);
+        CHECK(r == 0 || r == ETIMEDOUT || r == ECANCELED, "group wait: %d", r);
+        timed(r, deadline);
+        cancelled(self, r);
+        if (r == 0)
+            CHECK(atomic_load(&c.finished) == n, "group wait: %d of %d finished",
+                  atomic_load(&c.finished), n);
+        break;
+    }
+    case 1:
+        CHECK(coro_group_cancel(g) == 0, "group cancel");
+        break;
+    }
+    CHECK(coro_group_destroy(g) == 0, "group destroy");
+    CHECK(atomic_load(&c.finished) == n && atomic_load(&c.started) == n,
+          "group destroy: %d started, %d finished of %d", atomic_load(&c.started),
+          atomic_load(&c.finished), n);
+    CHECK(atomic_load(&c.errors) == 0, "group member: bad sleep");
+}
+
 static void *worker(void *arg)
 {
     struct worker_arg *a = arg;
@@ -312,7 +375,7 @@ static void *worker(void *arg)
     CHECK(coro_future_wait(start, NULL, -1) == 0, "start");
     for (int i = 0; i < OPS; i++) {
         atomic_fetch_add(&stat_ops, 1);
-        switch (below(&s, 12)) {
+        switch (below(&s, 13)) {
         case 0: case 1: case 2:
             op_send(a->self, &s, seq);
             break;
@@ -330,6 +393,9 @@ static void *worker(void *arg)
             break;
         case 10:
             coro_yield(NULL, NULL);
+            break;
+        case 11:
+            op_group(a->self, &s);
             break;
         default: {
             int r = coro_sleep((int64_t)below(&s, 100) * US);

@@ -1399,7 +1399,7 @@ END_TEST
  * last of them. */
 #define GROUP_SENT 40
 static coro_group_t *grp;
-static atomic_int grp_done, grp_errors, grp_threads, grp_seen;
+static atomic_int grp_done, grp_errors, grp_threads, grp_seen, grp_waiting;
 static coro_chan_t *grp_back;
 
 static void *member_sleeps(void *arg)
@@ -1424,6 +1424,8 @@ static void *waits_from_afar(void *arg)
 {
     int total = (int)(intptr_t)arg, ok = 1;
 
+    /* Its thread's loop runs a message (a shutdown) only once this parks. */
+    atomic_fetch_add(&grp_waiting, 1);
     if (coro_group_wait(grp, -1) || atomic_load(&grp_done) != total)
         atomic_fetch_add(&grp_errors, 1);
     else
@@ -1563,9 +1565,11 @@ START_TEST(shutdown_ends_a_group_on_every_thread)
     make_pool(3);
     ck_assert_int_eq(coro_chan_create(&grp_back, sizeof(int), 8), 0);
     ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, makes_group_and_waits, NULL, NULL), 0);
-    while (atomic_load(&grp_ready) < GROUP_PARKED)
+    /* The members parked, and so the home's waiter (8 of them are on its
+     * thread); the far waiters have parked, or will before their threads
+     * look at the shutdown. */
+    while (atomic_load(&grp_ready) < GROUP_PARKED || atomic_load(&grp_waiting) < 2)
         usleep(1000);
-    usleep(20000); /* the far waiters park */
     ck_assert_int_eq(coro_pool_shutdown(pool, coro_now() + 30 * 1000000000LL), 0);
     ck_assert_int_eq(atomic_load(&grp_cancelled), GROUP_PARKED);
     ck_assert_int_eq(atomic_load(&grp_seen), 3); /* its home's waiter, and two afar */

@@ -396,7 +396,8 @@ CORO_API int coro_group_wait(coro_group_t *g, int64_t deadline);
  * member that coro_group_spawn_on has sent and that has not started yet
  * is cancelled as it starts.
  * Returns 0; EINVAL if g is NULL; EPERM from another thread than that of
- * a group that is not shared. */
+ * a group that is not shared; ENOMEM if a cancel could not be sent to a
+ * member on another thread (the others were cancelled). */
 CORO_API int coro_group_cancel(coro_group_t *g);
 
 /* Cancels every member, waits until all have finished (as coro_group_wait
@@ -405,7 +406,9 @@ CORO_API int coro_group_cancel(coro_group_t *g);
  * a group with this one call.
  * Returns 0; EINVAL if g is NULL; EDEADLK if the caller is a member;
  * EBUSY if a coroutine waits in coro_group_wait on g; EPERM (also from
- * the own flow of another thread than g's, which cannot wait for it). */
+ * the own flow of another thread than g's, which cannot wait for it);
+ * ENOMEM as coro_group_cancel, and then g is not freed (call again).
+ * Members that join g while it is destroyed start cancelled. */
 CORO_API int coro_group_destroy(coro_group_t *g);
 
 /* -------------------------------------------------------- synchronisation */

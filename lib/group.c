@@ -28,6 +28,8 @@ struct coro_group {
     struct coro__task *members; /* not finished yet (task gprev/gnext) */
     size_t live;                /* members not finished, and spawns reserved */
     unsigned cancels;           /* coro_group_cancel calls so far */
+    int closing;                /* in coro_group_destroy: new members start
+                                 * cancelled (a member's unwinding may add) */
     struct coro__waitq q;       /* coroutines in coro_group_wait */
 };
 
@@ -99,10 +101,20 @@ int coro_group_spawn(coro_group_t *g, coro_t **co, coro_fn fn, void *arg,
     coro__sync_enter(&g->o);
     adopt(g, c->sched, !co);
     g->live++;
+    if (g->closing)
+        coro_cancel(c); /* of this thread: no memory needed */
     coro__sync_leave(&g->o);
     if (co)
         *co = c;
     return 0;
+}
+
+void coro__group_finish(void)
+{
+    struct coro__task *k = coro__self_task();
+
+    if (k && k->on_finish == member_finished)
+        member_finished(k);
 }
 
 int coro__group_reserve(coro_group_t *g, unsigned *cancels)
@@ -131,8 +143,8 @@ void coro__group_arrive(coro_group_t *g, unsigned cancels, coro_t *co, int detac
     coro__lock(&g->o.lock); /* shared since its reserve */
     if (co) {
         adopt(g, co->sched, detached);
-        if (cancels != g->cancels)
-            coro_cancel(co);
+        if (cancels != g->cancels || g->closing)
+            coro_cancel(co); /* of this thread: no memory needed */
         coro__unlock(&g->o.lock);
         return;
     }
@@ -192,12 +204,18 @@ int coro_group_wait(coro_group_t *g, int64_t deadline)
 }
 
 /* Cancels g's members, entered.  A member is on the list until its finish
- * hook took the lock, and freed only after: none goes while this runs. */
-static void cancel_all(struct coro_group *g)
+ * hook took the lock, and freed only after: none goes while this runs.
+ * 0, or ENOMEM when a cancel to another thread could not be sent (the
+ * others were). */
+static int cancel_all(struct coro_group *g)
 {
+    int err = 0;
+
     g->cancels++;
     for (struct coro__task *k = g->members; k; k = k->gnext)
-        coro_cancel(k->co);
+        if (coro_cancel(k->co) == ENOMEM)
+            err = ENOMEM;
+    return err;
 }
 
 int coro_group_cancel(coro_group_t *g)
@@ -206,9 +224,9 @@ int coro_group_cancel(coro_group_t *g)
         return EINVAL;
     if (coro__sync_enter(&g->o))
         return EPERM;
-    cancel_all(g);
+    int err = cancel_all(g);
     coro__sync_leave(&g->o);
-    return 0;
+    return err;
 }
 
 int coro_group_destroy(coro_group_t *g)
@@ -227,8 +245,8 @@ int coro_group_destroy(coro_group_t *g)
         err = EBUSY;
     else if (!self && g->o.home != coro__sched_current() && g->live)
         err = EPERM; /* another thread's own flow cannot wait for it */
-    else
-        cancel_all(g);
+    else if (!(err = cancel_all(g)))
+        g->closing = 1;
     coro__sync_leave(&g->o);
     if (err)
         return err;
@@ -236,7 +254,12 @@ int coro_group_destroy(coro_group_t *g)
      * its next wait.  Only the last stage of breaking a deadlock ends it,
      * when the members can never finish. */
     err = group_wait(g, -1, CORO__WAIT_RELOCK);
-    if (g->live) /* a local group: no other thread can add */
+    coro__sync_enter(&g->o);
+    size_t live = g->live;
+    if (live)
+        g->closing = 0; /* a deadlock broken: g stays, as it was */
+    coro__sync_leave(&g->o);
+    if (live)
         return err ? err : EDEADLK;
     coro__sync_release(&g->o);
     return 0;

@@ -127,6 +127,7 @@ static void *trampoline(void *arg)
 
     free(sp);
     void *r = fn(fa);
+    coro__group_finish();
     live_done(p);
     return r;
 }

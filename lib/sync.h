@@ -455,6 +455,10 @@ coro__sync_wait(struct coro__sync *o, struct coro__task *k, struct coro__waitq *
  * EINVAL for a NULL g, EPERM for a group that is not a pool thread's.  g
  * is shared from then on. */
 int coro__group_reserve(coro_group_t *g, unsigned *cancels);
+/* lib/group.c: the calling coroutine, about to finish, leaves its group
+ * now (if it has one) rather than in its finish hook: the pool counts it
+ * finished next, and a group must not outlast its pool's count. */
+void coro__group_finish(void);
 /* lib/group.c: the member reserved (with that count of cancels) has come
  * to its thread: co, made there (detached if nobody has its handle), or
  * NULL for one that will never run. */

@@ -1631,6 +1631,86 @@ START_TEST(group_refusals)
 }
 END_TEST
 
+/* The pool's count of a member drops after the member has left its
+ * group: once coro_pool_wait returns, a group whose members were all
+ * pool coroutines is empty, and main's own flow can free it. */
+#define EMPTY_ROUNDS (SLOW ? 100 : 2000)
+
+static void *returns_at_once(void *arg)
+{
+    return arg;
+}
+
+static void *sends_empty_members(void *arg)
+{
+    coro_group_t **out = arg;
+
+    if (coro_group_create(out)) {
+        atomic_fetch_add(&grp_errors, 1);
+        return NULL;
+    }
+    for (int i = 0; i < 8; i++)
+        if (coro_group_spawn_on(*out, pool, i % 2, NULL, returns_at_once, NULL, NULL))
+            atomic_fetch_add(&grp_errors, 1);
+    return NULL;
+}
+
+START_TEST(group_empty_once_the_pool_is)
+{
+    make_pool(2);
+    for (int i = 0; i < EMPTY_ROUNDS; i++) {
+        coro_group_t *g = NULL;
+        ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, sends_empty_members, &g, NULL), 0);
+        ck_assert_int_eq(coro_pool_wait(pool, coro_now() + 30 * 1000000000LL), 0);
+        int r = coro_group_destroy(g);
+        if (r)
+            ck_abort_msg("round %d: destroy %d", i, r);
+    }
+    ck_assert_int_eq(coro_pool_destroy(pool), 0);
+    ck_assert_int_eq(atomic_load(&grp_errors), 0);
+}
+END_TEST
+
+/* A member that, cancelled by the destroy, spawns another member as it
+ * unwinds: the new one starts cancelled, so the destroy ends. */
+static void *spawns_as_it_unwinds(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&grp_ready, 1);
+    if (coro_sleep(60 * 1000000000LL) == ECANCELED) {
+        atomic_fetch_add(&grp_cancelled, 1);
+        if (coro_group_spawn(grp, NULL, member_parks, NULL, NULL))
+            atomic_fetch_add(&grp_errors, 1);
+    }
+    return NULL;
+}
+
+static void *destroys_with_late_members(void *arg)
+{
+    (void)arg;
+    if (coro_group_create(&grp)) {
+        atomic_fetch_add(&grp_errors, 1);
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++)
+        coro_group_spawn_on(grp, pool, i % 2, NULL, spawns_as_it_unwinds, NULL, NULL);
+    while (atomic_load(&grp_ready) < 4)
+        coro_sleep(100000);
+    if (coro_group_destroy(grp))
+        atomic_fetch_add(&grp_errors, 1);
+    return NULL;
+}
+
+START_TEST(group_destroy_cancels_late_members)
+{
+    make_pool(2);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, destroys_with_late_members, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&grp_errors), 0);
+    ck_assert_int_eq(atomic_load(&grp_cancelled), 8); /* 4, then their 4 */
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("mtsync");
@@ -1677,6 +1757,8 @@ int main(void)
     tcase_add_test(tc, group_cancel_across_threads);
     tcase_add_test(tc, shutdown_ends_a_group_on_every_thread);
     tcase_add_test(tc, group_refusals);
+    tcase_add_test(tc, group_empty_once_the_pool_is);
+    tcase_add_test(tc, group_destroy_cancels_late_members);
     suite_add_tcase(su, tc);
     tc = tcase_create("fork");
     tcase_set_timeout(tc, 120);

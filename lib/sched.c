@@ -172,7 +172,7 @@ struct coro__sched *coro__sched_here(void)
  * broken, or a deadline already passed.  0 when the wait may park. */
 static inline int wait_early(struct coro__task *k, int64_t deadline, enum coro__wait_kind kind)
 {
-    if (kind != CORO__WAIT_RELOCK && k->cancelled) {
+    if (kind < CORO__WAIT_RELOCK && k->cancelled) {
         k->cancelled = 0;
         return ECANCELED;
     }
@@ -326,7 +326,7 @@ void coro__reply_init(struct coro__reply *r)
 void coro__reply_wait(struct coro__reply *r, const char *what)
 {
     if (r->parked) {
-        coro__task_park(coro__self_task(), &r->wait, -1, CORO__WAIT_RELOCK, what);
+        coro__task_park(coro__self_task(), &r->wait, -1, CORO__WAIT_REPLY, what);
         return;
     }
     while (!atomic_load_explicit(&r->done, memory_order_acquire))
@@ -853,7 +853,7 @@ static void cancel_here(struct coro__task *k)
 {
     /* No wait now, one that cannot be cancelled, or one someone else
      * ended first: the cancel ends the next one. */
-    if (!(k->wait && k->kind != CORO__WAIT_RELOCK && wake_task(k, ECANCELED)))
+    if (!(k->wait && k->kind < CORO__WAIT_RELOCK && wake_task(k, ECANCELED)))
         k->cancelled = 1;
 }
 

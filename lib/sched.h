@@ -41,8 +41,11 @@ enum coro__wait_kind {
     CORO__WAIT_PLAIN = 0,   /* cancellable; failed by a deadlock */
     CORO__WAIT_JOIN = 1,    /* cancellable; failed only when joins are all
                              * that is left */
-    CORO__WAIT_RELOCK = 2   /* a condition wait taking its mutex back: not
+    CORO__WAIT_RELOCK = 2,  /* a condition wait taking its mutex back: not
                              * cancellable, failed only as a last resort */
+    CORO__WAIT_REPLY = 3    /* a pool thread's answer (coro__reply), which
+                             * always comes: neither cancelled nor failed
+                             * (its request is on the waiter's stack) */
 };
 
 /* One wait of one coroutine.  Owned by the waiting coroutine (on its

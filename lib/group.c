@@ -46,6 +46,13 @@ int coro_group_create(coro_group_t **g)
     return 0;
 }
 
+/* One member fewer (g entered): the last wakes the waiters. */
+static void uncount(struct coro_group *g)
+{
+    if (--g->live == 0)
+        coro__wake_all(&g->q, 0);
+}
+
 /* The finish hook of a member, on its thread. */
 static void member_finished(struct coro__task *k)
 {
@@ -60,8 +67,7 @@ static void member_finished(struct coro__task *k)
         k->gnext->gprev = k->gprev;
     k->group = NULL;
     k->on_finish = NULL;
-    if (--g->live == 0)
-        coro__wake_all(&g->q, 0);
+    uncount(g);
     coro__sync_leave(&g->o); /* g may be gone from here on */
 }
 
@@ -119,8 +125,6 @@ void coro__group_finish(void)
 
 int coro__group_reserve(coro_group_t *g, unsigned *cancels)
 {
-    if (!g)
-        return EINVAL;
     if (coro__sync_mode(&g->o) == CORO__SYNC_LOCAL)
         return EPERM; /* its members stay on its thread */
     if (coro__sync_enter(&g->o))
@@ -148,9 +152,7 @@ void coro__group_arrive(coro_group_t *g, unsigned cancels, coro_t *co, int detac
         coro__unlock(&g->o.lock);
         return;
     }
-    int last = --g->live == 0; /* it will never run */
-    if (last)
-        coro__wake_all(&g->q, 0);
+    uncount(g); /* it will never run */
     coro__unlock(&g->o.lock);
 }
 

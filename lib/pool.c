@@ -105,14 +105,21 @@ static void live_done(struct coro_pool *p)
     pthread_mutex_unlock(&p->lock);
 }
 
+/* A spawn that will never run, and that the pool has not counted: its
+ * group stops counting it. */
+static void discard(struct spawn *sp)
+{
+    if (sp->group)
+        coro__group_arrive(sp->group, sp->cancels, NULL, 0);
+    free(sp);
+}
+
 /* A spawn that will never run: its group and the pool stop counting it. */
 static void drop(struct spawn *sp)
 {
     struct coro_pool *p = sp->m->pool;
 
-    if (sp->group)
-        coro__group_arrive(sp->group, sp->cancels, NULL, 0);
-    free(sp);
+    discard(sp);
     live_done(p);
 }
 
@@ -132,6 +139,27 @@ static void *trampoline(void *arg)
     return r;
 }
 
+/* Makes sp's coroutine on this thread, a member of sp's group if it has
+ * one, with its handle in *co unless co is NULL (then it is detached).
+ * 0, or coro_spawn's error, and sp is dropped. */
+static int make(struct spawn *sp, coro_t **co)
+{
+    coro_group_t *g = sp->group; /* sp is the coroutine's from the spawn */
+    unsigned cancels = sp->cancels;
+    coro_t *c = NULL;
+    int err = coro_spawn(co || g ? &c : NULL, trampoline, sp, sp->has_attr ? &sp->attr : NULL);
+
+    if (err) {
+        drop(sp);
+        return err;
+    }
+    if (g)
+        coro__group_arrive(g, cancels, c, !co);
+    if (co)
+        *co = c;
+    return 0;
+}
+
 /* A spawn arrives on its thread.  A thread whose coroutines were all
  * ended (coro_pool_shutdown, or a coro_shutdown of one of its own) takes
  * no more: what still comes never runs and stops counting.  A spawner
@@ -140,19 +168,15 @@ static void run_spawn(struct coro__sched *s, struct coro__node *n)
 {
     struct spawn *sp = (struct spawn *)n;
     struct reply *r = sp->reply;
-    coro_group_t *g = sp->group; /* sp is the coroutine's from the spawn */
-    unsigned cancels = sp->cancels;
     coro_t *co = NULL;
     int err = ECANCELED;
 
     if (s->stopping)
         atomic_store_explicit(&sp->m->closed, 1, memory_order_relaxed);
-    if (atomic_load_explicit(&sp->m->closed, memory_order_relaxed) ||
-        (err = coro_spawn(r || g ? &co : NULL, trampoline, sp,
-                          sp->has_attr ? &sp->attr : NULL)) != 0)
-        drop(sp); /* closed, or no memory for it here */
-    else if (g)
-        coro__group_arrive(g, cancels, co, !r);
+    if (atomic_load_explicit(&sp->m->closed, memory_order_relaxed))
+        drop(sp);
+    else
+        err = make(sp, r ? &co : NULL); /* drops sp when no memory here */
     if (r) {
         r->co = co;
         r->err = err;
@@ -470,24 +494,14 @@ static int spawn_on(coro_pool_t *pool, int thread, coro_group_t *g, coro_t **co,
         pool->live++;
     pthread_mutex_unlock(&pool->lock);
     if (closed || atomic_load_explicit(&m->closed, memory_order_relaxed)) {
-        if (!closed) {
+        if (closed)
+            discard(sp); /* not counted */
+        else
             drop(sp);
-        } else {
-            if (g)
-                coro__group_arrive(g, sp->cancels, NULL, 0);
-            free(sp);
-        }
         return ECANCELED;
     }
-    if (co && m == here) {
-        unsigned cancels = sp->cancels;
-        int err = coro_spawn(co, trampoline, sp, attr);
-        if (err)
-            drop(sp);
-        else if (g)
-            coro__group_arrive(g, cancels, *co, 0);
-        return err;
-    }
+    if (co && m == here)
+        return make(sp, co);
     if (co)
         return spawn_far(m, sp, co);
     if (any)

@@ -452,8 +452,8 @@ coro__sync_wait(struct coro__sync *o, struct coro__task *k, struct coro__waitq *
 
 /* lib/group.c, for coro_group_spawn_on: g counts a member that is on its
  * way to another thread, and *cancels gets g's count of cancels; 0, or
- * EINVAL for a NULL g, EPERM for a group that is not a pool thread's.  g
- * is shared from then on. */
+ * EPERM for a group that is not a pool thread's.  g is shared from then
+ * on. */
 int coro__group_reserve(coro_group_t *g, unsigned *cancels);
 /* lib/group.c: the calling coroutine, about to finish, leaves its group
  * now (if it has one) rather than in its finish hook: the pool counts it

@@ -726,6 +726,33 @@ static void *hammer(void *arg)
     return NULL;
 }
 
+/* Forks a child whose first calls create, resume and destroy a coroutine
+ * with attr (if not NULL), then one with the defaults, and exits 0 if all
+ * worked.  Check's timeout handler is inherited: a stuck child must die
+ * of its own alarm (secs), not kill the whole test's process group.
+ * Returns the child's wait status (SIGALRM when it hung). */
+static int fork_child_creates(unsigned secs, const coro_attr_t *attr)
+{
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        coro_t *co;
+        signal(SIGALRM, SIG_DFL);
+        alarm(secs);
+        if (attr && (coro_create(&co, yield_back, NULL, attr) != 0 ||
+                     coro_resume(co, NULL, NULL) != 0 || coro_destroy(co) != 0))
+            _exit(2);
+        if (coro_create(&co, yield_back, NULL, NULL) != 0 ||
+            coro_resume(co, NULL, NULL) != 0 || coro_destroy(co) != 0)
+            _exit(3);
+        _exit(0);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
 /* fork() while another thread holds a pool's or the table's lock: the
  * child's first create must not hang. */
 START_TEST(fork_while_another_thread_creates)
@@ -741,29 +768,11 @@ START_TEST(fork_while_another_thread_creates)
      * TSan's pthread_once does not, and the child would hang there). */
     while (!atomic_load(&hammer_going))
         usleep(1000);
+    coro_attr_t big;
+    coro_attr_init(&big);
+    coro_attr_set_stack_size(&big, (size_t)300 << 20);
     for (int i = 0; i < forks; i++) {
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-            coro_attr_t big;
-            coro_t *co;
-            /* Check's timeout handler is inherited: a stuck child must die
-             * of its own alarm, not kill the whole test's process group. */
-            signal(SIGALRM, SIG_DFL);
-            alarm((unsigned)wait_ms / 1000);
-            coro_attr_init(&big);
-            coro_attr_set_stack_size(&big, (size_t)300 << 20);
-            if (coro_create(&co, yield_back, NULL, &big) != 0 ||
-                coro_resume(co, NULL, NULL) != 0 || coro_destroy(co) != 0)
-                _exit(2);
-            if (coro_create(&co, yield_back, NULL, NULL) != 0 ||
-                coro_resume(co, NULL, NULL) != 0 || coro_destroy(co) != 0)
-                _exit(3);
-            _exit(0);
-        }
-        int status = 0;
-        /* The child's alarm ends a hang (status: SIGALRM). */
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        int status = fork_child_creates((unsigned)wait_ms / 1000, &big);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                       "fork %d: child status 0x%x", i, status);
     }
@@ -815,19 +824,7 @@ START_TEST(fork_while_the_key_is_made)
     ck_assert_int_eq(pthread_create(&t, NULL, first_call, NULL), 0);
     while (!atomic_load(&in_key))
         usleep(1000);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        coro_t *co;
-        signal(SIGALRM, SIG_DFL);
-        alarm(10);
-        if (coro_create(&co, yield_back, NULL, NULL) != 0 ||
-            coro_resume(co, NULL, NULL) != 0 || coro_destroy(co) != 0)
-            _exit(2);
-        _exit(0);
-    }
-    int status = 0;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    int status = fork_child_creates(10, NULL);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status 0x%x", status);
     ck_assert_int_eq(pthread_join(t, &r), 0);
     ck_assert_ptr_null(r);

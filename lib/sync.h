@@ -418,21 +418,13 @@ coro__wait_local(struct coro__sync *o, struct coro__task *k, struct coro__waitq 
 }
 
 /* Queues the caller (task k) on q, a list of its thread's alone that no
- * sync object owns (the reactor's, a group's), and waits a wait of the
- * given kind (see coro__wait_park). */
-static inline __attribute__((always_inline)) int
-coro__wait_on_as(struct coro__task *k, struct coro__waitq *q, void *elem, int64_t deadline,
-                 enum coro__wait_kind kind, const char *what)
-{
-    return coro__wait_local(NULL, k, q, elem, deadline, kind, what); /* never counted */
-}
-
-/* The same for a plain (cancellable) wait. */
+ * sync object owns (the reactor's), and waits a plain (cancellable) wait
+ * (see coro__wait_park). */
 static inline __attribute__((always_inline)) int
 coro__wait_on(struct coro__task *k, struct coro__waitq *q, void *elem, int64_t deadline,
               const char *what)
 {
-    return coro__wait_on_as(k, q, elem, deadline, CORO__WAIT_PLAIN, what);
+    return coro__wait_local(NULL, k, q, elem, deadline, CORO__WAIT_PLAIN, what); /* never counted */
 }
 
 /* Queues the caller (task k) on q of o, begun with coro__sync_begin, and

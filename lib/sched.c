@@ -6,8 +6,10 @@
  * coroutine at a time; a coroutine comes back to it by parking, yielding
  * (it goes to the back of the ready queue) or finishing.  Timers are
  * checked once per round (each ready coroutine runs at most once between
- * two checks) and whenever nothing is ready; with nothing ready the thread
- * sleeps in one place, sched_idle, until the nearest deadline.
+ * two checks), whenever nothing is ready, and every few dozen dispatches
+ * of a long round (those a timer wakes then run next: see peek_timers);
+ * with nothing ready the thread sleeps in one place, sched_idle, until the
+ * nearest deadline.
  *
  * The scheduler lives as long as its thread: made by the first spawn (or
  * the first sync object), freed at thread exit by the per-thread context's
@@ -475,14 +477,49 @@ static void finish(struct coro__sched *s, struct coro__task *k, void *result)
         coro__wait_done(j, 0, 0);
 }
 
-static void fire_timers(struct coro__sched *s)
+/* Ends the waits whose deadlines have passed.  Those coroutines run next,
+ * in deadline order, after any a timer woke before that have not run yet
+ * and before the rest of the ready queue (Go's runnext does the same for
+ * a timer's goroutine): a wake is never later than its deadline by more
+ * than the run it waits for, and a sleeper that finishes gives its stack
+ * back while it is hot, for the next fresh coroutine to take (a burst of
+ * sleepers keeps a few hundred stacks live, not all of them). */
+static void fire_timers(struct coro__sched *s, int64_t now)
 {
-    int64_t now = coro_now();
+    struct coro__task *first = NULL, *last = NULL;
     struct coro__timer *tm;
+    size_t n = 0;
 
-    while ((tm = coro__timers_pop_due(&s->timers, now)))
-        wake_task(task_of_timer(tm), ETIMEDOUT);
+    while ((tm = coro__timers_pop_due(&s->timers, now))) {
+        struct coro__task *k = task_of_timer(tm);
+        if (!k->wait || !coro__wait_claim(k->wait))
+            continue;
+        /* coro__wait_done's work, but not to the back: timers are this
+         * scheduler's own, and so are their tasks. */
+        k->wait->result = ETIMEDOUT;
+        k->wait->index = 0;
+        if (last)
+            last->next = k;
+        else
+            first = k;
+        last = k;
+        n++;
+    }
+    if (!first)
+        return;
+    struct coro__task **at = s->fired ? &s->fired->next : &s->head;
+    last->next = *at;
+    *at = first;
+    if (!last->next)
+        s->tail = last;
+    s->fired = last;
+    s->nready += n;
+    s->round += n;
 }
+
+/* Within a long round, every PEEK_EVERY dispatches: deadlines passed
+ * meanwhile do not wait for the round's end. */
+#define PEEK_EVERY 64
 
 /* Nothing is ready: the thread sleeps until deadline (-1: until woken).
  * The one place a scheduler waits: in the reactor once there is one. */
@@ -668,7 +705,7 @@ static int loop(struct coro__sched *s, int (*done)(void *), void *arg)
             break;
         if (!s->head || !s->round) {
             if (s->timers.n)
-                fire_timers(s);
+                fire_timers(s, coro_now());
             if (!s->head) {
                 if (!s->live && !s->holds)
                     break;
@@ -689,6 +726,12 @@ static int loop(struct coro__sched *s, int (*done)(void *), void *arg)
             if (io_alive(s))
                 coro__io_poll(s, 0);
             s->round = s->nready;
+        }
+        else if (s->timers.n && ++s->peek >= PEEK_EVERY) {
+            int64_t now = coro_now();
+            s->peek = 0;
+            if (coro__timers_first(&s->timers) <= now)
+                fire_timers(s, now);
         }
         s->round--;
         s->handoffs = 0;

@@ -236,8 +236,13 @@ struct coro__task {
 /* One per thread (coro__thread.sched), from its first use to its exit. */
 struct coro__sched {
     struct coro__task *head, *tail;   /* ready queue, FIFO */
+    struct coro__task *fired;   /* in it, the last task a timer woke, while
+                                 * it is queued: the next timer wakes go
+                                 * after it, ahead of the rest */
     size_t nready;
     size_t round;               /* dispatches left before timers are checked */
+    unsigned peek;              /* dispatches since a look at the first
+                                 * deadline within the round */
     unsigned handoffs;          /* parks that switched straight to the next
                                  * ready task since the loop last ran */
     struct coro__task *running;       /* the task the run loop resumed, or NULL */
@@ -313,6 +318,8 @@ static inline struct coro__task *coro__pop_ready(struct coro__sched *s)
     s->head = k->next;
     if (!s->head)
         s->tail = NULL;
+    if (k == s->fired)
+        s->fired = NULL;
     s->nready--;
     return k;
 }

@@ -11,6 +11,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 #define MS 1000000LL
 #define HOUR (3600 * 1000000000LL)
 
@@ -363,6 +365,112 @@ START_TEST(yielding_hog_does_not_hold_timers)
 }
 END_TEST
 
+/* Under the checking tools code runs slower, and much slower the first
+ * time: the times of the tests below scaled by this. */
+static int64_t tool_scale(void)
+{
+    return RUNNING_ON_VALGRIND || UNDER_ASAN || UNDER_TSAN ? 20 : 1;
+}
+
+/* A long round: SLOW coroutines, each busy for 20 us on its first run. */
+#define SLOW 2000
+static long slow_ran;
+static long ran_before_wake[3];
+static int64_t round_start;
+
+static void *slow_starter(void *arg)
+{
+    int64_t until = coro_now() + 20000 * tool_scale();
+
+    (void)arg;
+    while (coro_now() < until) {
+    }
+    slow_ran++;
+    return NULL;
+}
+
+static void *early_sleeper(void *arg)
+{
+    long i = (long)arg;
+
+    /* 10, 11 and 12 ms after the start (room for slow first runs under
+     * valgrind): due long before the round of 40 ms ends. */
+    ck_assert_int_eq(coro_sleep_until(round_start + (10 + i) * MS * tool_scale()), 0);
+    ran_before_wake[i] = slow_ran;
+    mark((char)('a' + i));
+    return NULL;
+}
+
+START_TEST(timer_due_within_long_round_runs_before_it_ends)
+{
+    /* Spawned in reverse deadline order: the wakes must follow the
+     * deadlines, not the spawns. */
+    for (long i = 2; i >= 0; i--)
+        ck_assert_int_eq(coro_spawn(NULL, early_sleeper, (void *)i, NULL), 0);
+    for (long i = 0; i < SLOW; i++)
+        ck_assert_int_eq(coro_spawn(NULL, slow_starter, NULL, NULL), 0);
+    slow_ran = 0;
+    round_start = coro_now();
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_str_eq(trail, "abc");
+    ck_assert_int_eq(slow_ran, SLOW);
+    /* A check once a round would have woken them after all SLOW ran. */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_lt(ran_before_wake[i], SLOW / 2);
+}
+END_TEST
+
+/* A burst of short sleepers: each gives its stack back as it finishes,
+ * while fresh coroutines are still starting, so the burst does not need a
+ * stack for each. */
+static void *short_sleeper(void *arg)
+{
+    volatile char frame[2048];
+
+    frame[0] = (char)(long)arg;
+    ck_assert_int_eq(coro_sleep(MS / 4), 0);
+    return (void *)(long)frame[0];
+}
+
+/* Resident KiB of the process, now or at its peak. */
+static long rss_kib(int peak)
+{
+    long kib = -1;
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, peak ? "VmHWM: %ld" : "VmRSS: %ld", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+START_TEST(burst_of_sleepers_reuses_stacks)
+{
+    /* Footprints mean nothing under the checking tools (shadow memory),
+     * and TSan allows a few thousand fibers at once: a small burst there,
+     * for the behaviour, and the footprint checked without them. */
+    int tools = RUNNING_ON_VALGRIND || UNDER_ASAN || UNDER_TSAN;
+    long n = tools ? 2000 : 50000;
+    coro_attr_t attr;
+
+    /* Stacks of their own class: none cached from the tests before. */
+    coro_attr_init(&attr);
+    ck_assert_int_eq(coro_attr_set_stack_size(&attr, 96 * 1024), 0);
+    for (long i = 0; i < n; i++)
+        ck_assert_int_eq(coro_spawn(NULL, short_sleeper, (void *)i, &attr), 0);
+    long before = rss_kib(0);
+    ck_assert_int_eq(coro_run(), 0);
+    /* With every one live at once, n touched stack pages would add 4n KiB
+     * (200 MB); the sleepers that finish early hand theirs on. */
+    long grown = rss_kib(1) - before;
+    if (!tools)
+        ck_assert_msg(grown < n, "RSS grew by %ld KiB for %ld sleepers", grown, n);
+}
+END_TEST
+
 static int64_t cpu_ns(void)
 {
     struct rusage ru;
@@ -407,6 +515,8 @@ static Suite *timer_suite(void)
     tc = tcase_create("scheduling");
     tcase_add_checked_fixture(tc, reset, NULL);
     tcase_add_test(tc, yielding_hog_does_not_hold_timers);
+    tcase_add_test(tc, timer_due_within_long_round_runs_before_it_ends);
+    tcase_add_test(tc, burst_of_sleepers_reuses_stacks);
     tcase_add_test(tc, idle_scheduler_sleeps);
     suite_add_tcase(s, tc);
     return s;

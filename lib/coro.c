@@ -443,7 +443,7 @@ int coro__transfer_first(coro_t *from, coro_t *to)
             return err;
     }
     to->owner = t->serial | CORO__OWNER_SPAWNED;
-    return coro__transfer_go(t, from, to);
+    return coro__transfer_go(t, from, to, NULL);
 }
 
 int coro_yield(void *out, void **in)
@@ -455,6 +455,8 @@ int coro_yield(void *out, void **in)
         return EPERM;
     if (unlikely(co->closing))
         return ECANCELED; /* coro_close: on to its end, no switch */
+    if (co->owner & CORO__OWNER_SPAWNED)
+        return coro__sched_yield(co, out, in);
     co->in = in;
     coro__leave(t, co, CORO_SUSPENDED, out);
     return coro__switch_to(coro__uc(&co->ctx), co->caller, 0);

@@ -189,15 +189,17 @@ static inline void coro__leave(struct coro__thread *t, coro_t *co, int state, vo
     }
 }
 
-/* The switch of a transfer, once to can run. */
+/* The switch of a transfer, once to can run; in: where from's next
+ * resume stores its value (as coro_yield's). */
 static inline __attribute__((always_inline)) int coro__transfer_go(struct coro__thread *t,
-                                                                   coro_t *from, coro_t *to)
+                                                                   coro_t *from, coro_t *to,
+                                                                   void **in)
 {
     coro__check_canary(from);
     to->resumer = from->resumer;
     to->caller = from->caller;
     to->out = from->out;
-    from->in = NULL;
+    from->in = in;
     from->state = CORO_SUSPENDED;
     from->err = *t->errno_ptr;
     to->state = CORO_RUNNING;
@@ -224,8 +226,13 @@ static inline __attribute__((always_inline)) int coro__transfer(coro_t *from, co
         return coro__transfer_first(from, to);
     if (to->in)
         *to->in = NULL;
-    return coro__transfer_go(coro__tl, from, to);
+    return coro__transfer_go(coro__tl, from, to, NULL);
 }
+
+/* lib/sched.c: coro_yield of a spawned coroutine, co, the running one.
+ * Weak: only spawned coroutines call it, and only the sched layer makes
+ * those (a static program without it never does). */
+int coro__sched_yield(coro_t *co, void *out, void **in) __attribute__((weak));
 
 /* coro_yield without its checks: the scheduler's park goes back to the
  * run loop with it. */

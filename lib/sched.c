@@ -687,6 +687,30 @@ static void dispatch(struct coro__sched *s, struct coro__task *k)
 }
 
 
+/* A yield hands the thread straight to the next ready task when a park
+ * would (see coro__park_in): one switch instead of two through the run
+ * loop, the yielder at the back of the queue as if the loop had queued it.
+ * Only to a task that ran before: a first run may find no stack, and the
+ * yielder would then be queued twice.  Not inlined into coro_yield: its
+ * registers would cost the plain coroutines' yield a frame. */
+__attribute__((noinline)) int coro__sched_yield(coro_t *co, void *out, void **in)
+{
+    struct coro__task *k = co->sched;
+    struct coro__sched *s = k->s;
+    struct coro__task *next = s->head;
+
+    if (!next || s->timers.n || s->handoffs >= HANDOFF_MAX ||
+        next->co->state != CORO_SUSPENDED)
+        return coro__yield_to_caller(co, out, in); /* out: dropped by dispatch */
+    coro__pop_ready(s);
+    coro__push_ready(s, k);
+    s->handoffs++;
+    s->running = next;
+    if (next->co->in)
+        *next->co->in = NULL; /* as the loop's resume would */
+    return coro__transfer_go(coro__tl, co, next->co, in);
+}
+
 /* Live tasks, none ready, none parked: some spawned coroutine was resumed
  * outside the scheduler. */
 static _Noreturn void lost(struct coro__sched *s)

@@ -699,6 +699,50 @@ START_TEST(fd_waiter_is_not_a_deadlock)
 }
 END_TEST
 
+/* Yields hand the thread from coroutine to coroutine without the run
+ * loop; the loop must still run now and then and poll the reactor, or a
+ * reader woken by I/O would wait behind yielders for ever. */
+static int yield_sv[2], read_done;
+static long yields_meanwhile;
+
+static void *reads_once(void *arg)
+{
+    char c;
+    size_t n;
+
+    (void)arg;
+    ck_assert_int_eq(coro_read(yield_sv[0], &c, 1, &n, -1), 0); /* parks */
+    ck_assert_uint_eq(n, 1);
+    read_done = 1;
+    return NULL;
+}
+
+static void *yields_until_read(void *arg)
+{
+    if (arg)
+        ck_assert_int_eq(write(yield_sv[1], "x", 1), 1); /* the reader parked first */
+    while (!read_done) {
+        ck_assert_int_eq(coro_yield(NULL, NULL), 0);
+        ck_assert_int_lt(++yields_meanwhile, 1000000);
+    }
+    return NULL;
+}
+
+START_TEST(yielders_do_not_starve_io)
+{
+    pair(yield_sv);
+    spawn(reads_once, NULL);
+    spawn(yields_until_read, (void *)1);
+    spawn(yields_until_read, NULL);
+    spawn(yields_until_read, NULL);
+    run();
+    ck_assert_int_eq(read_done, 1);
+    ck_assert_int_gt(yields_meanwhile, 0);
+    coro_fd_close(yield_sv[0]);
+    close(yield_sv[1]);
+}
+END_TEST
+
 /* Outside a scheduled coroutine every call says EPERM; errno is kept. */
 START_TEST(calls_outside_coroutines)
 {
@@ -888,6 +932,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, many_acceptors);
     tcase_add_test(tc, poll_several);
     tcase_add_test(tc, fd_waiter_is_not_a_deadlock);
+    tcase_add_test(tc, yielders_do_not_starve_io);
     tcase_add_test(tc, calls_outside_coroutines);
     suite_add_tcase(s, tc);
 

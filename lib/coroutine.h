@@ -209,6 +209,18 @@ static inline __attribute__((always_inline)) int coro__transfer_go(struct coro__
     return coro__switch_to(coro__uc(&from->ctx), coro__uc(&to->ctx), 0);
 }
 
+/* coro__transfer to a coroutine that ran before (suspended in a yield or
+ * a transfer); from's next resume stores its value in *in (as
+ * coro_yield's; NULL: nowhere).  Without the first-run branch, for the
+ * scheduler's yield, whose hand-off never goes to one. */
+static inline __attribute__((always_inline)) int coro__transfer_suspended(coro_t *from, coro_t *to,
+                                                                          void **in)
+{
+    if (to->in)
+        *to->in = NULL;
+    return coro__transfer_go(coro__tl, from, to, in);
+}
+
 /* lib/coro.c: coro__transfer to a coroutine that never ran. */
 int coro__transfer_first(coro_t *from, coro_t *to);
 
@@ -224,9 +236,7 @@ static inline __attribute__((always_inline)) int coro__transfer(coro_t *from, co
 {
     if (__builtin_expect(to->state == CORO_READY, 0))
         return coro__transfer_first(from, to);
-    if (to->in)
-        *to->in = NULL;
-    return coro__transfer_go(coro__tl, from, to, NULL);
+    return coro__transfer_suspended(from, to, NULL);
 }
 
 /* lib/sched.c: coro_yield of a spawned coroutine, co, the running one.

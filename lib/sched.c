@@ -697,18 +697,14 @@ __attribute__((noinline)) int coro__sched_yield(coro_t *co, void *out, void **in
 {
     struct coro__task *k = co->sched;
     struct coro__sched *s = k->s;
-    struct coro__task *next = s->head;
 
-    if (!next || s->timers.n || s->handoffs >= HANDOFF_MAX ||
-        next->co->state != CORO_SUSPENDED)
+    if (!coro__may_hand_off(s) || s->head->co->state != CORO_SUSPENDED)
         return coro__yield_to_caller(co, out, in); /* out: dropped by dispatch */
-    coro__pop_ready(s);
+    struct coro__task *next = coro__pop_ready(s);
     coro__push_ready(s, k);
     s->handoffs++;
     s->running = next;
-    if (next->co->in)
-        *next->co->in = NULL; /* as the loop's resume would */
-    return coro__transfer_go(coro__tl, co, next->co, in);
+    return coro__transfer_suspended(co, next->co, in);
 }
 
 /* Live tasks, none ready, none parked: some spawned coroutine was resumed

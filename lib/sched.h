@@ -367,6 +367,13 @@ void coro__task_no_stack(struct coro__task *k);
 int coro__park_slow(struct coro__task *k, struct coro__wait *wait, int64_t deadline,
                     enum coro__wait_kind kind, const char *what);
 
+/* Whether a park or a yield may switch straight to the next ready task
+ * instead of going back to the run loop (see coro__park_in). */
+static inline int coro__may_hand_off(const struct coro__sched *s)
+{
+    return s->head && !s->timers.n && s->handoffs < HANDOFF_MAX;
+}
+
 /* Parks k in wait; the scheduler runs others until a waker makes it
  * ready.  Returns the winner's result. */
 static inline __attribute__((always_inline)) int coro__park_in(struct coro__task *k,
@@ -378,7 +385,7 @@ static inline __attribute__((always_inline)) int coro__park_in(struct coro__task
     k->wait = wait;
     k->kind = (unsigned char)kind;
     k->what = what;
-    if (s->head && !s->timers.n && s->handoffs < HANDOFF_MAX) {
+    if (coro__may_hand_off(s)) {
         /* Hand the thread straight to the next ready task: one switch
          * instead of two through the run loop.  Only while no timer is
          * pending, so timers are still checked once a round (the loop's

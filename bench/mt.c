@@ -6,8 +6,10 @@
  *   - unbuffered channel round trip, both coroutines on one thread, with a
  *     channel made before the process had a pool (a thread's own), one
  *     made by a coroutine of the pool thread (biased to it: no lock while
- *     no other thread uses it) and one made by main after (shared: every
- *     call takes its lock);
+ *     no other thread uses it), one made by main after (unbound, then
+ *     claimed by the pool thread that calls first: biased the same) and
+ *     one made by main and first used there (shared: every call takes
+ *     its lock);
  *   - the same between coroutines of two pool threads;
  *   - with --go, the same ping-pong in Go with GOMAXPROCS=2 (PROGRAM is
  *     bench/chan_go, run as "PROGRAM round_trips 2": bench/run-mt.sh
@@ -108,11 +110,17 @@ static double chan_local(void)
 
 static coro_pool_t *pool;
 
-/* On pool threads a and b (equal: one thread), shared channels. */
-static double chan_pool(int a, int b)
+/* On pool threads a and b (equal: one thread), channels made by main:
+ * claimed by the pool thread that calls first, or (share) shared first,
+ * by a call from main. */
+static double chan_pool(int a, int b, int share)
 {
     int err;
     make_chans();
+    if (share) {
+        coro_chan_len(ping);
+        coro_chan_len(pong);
+    }
     if ((err = coro_pool_spawn(pool, b, NULL, ponger, NULL, NULL)) ||
         (err = coro_pool_spawn(pool, a, NULL, pinger, NULL, NULL)))
         die("coro_pool_spawn", err);
@@ -451,7 +459,8 @@ int main(int argc, char **argv)
                 argv[0], BENCH_MAX_RUNS);
         return 2;
     }
-    double local[BENCH_MAX_RUNS], biased[BENCH_MAX_RUNS], shared[BENCH_MAX_RUNS],
+    double local[BENCH_MAX_RUNS], biased[BENCH_MAX_RUNS], claimed[BENCH_MAX_RUNS],
+        shared[BENCH_MAX_RUNS],
         cross[BENCH_MAX_RUNS],
         gorun[BENCH_MAX_RUNS], pth[BENCH_MAX_RUNS], wake[BENCH_MAX_RUNS],
         ptwake[BENCH_MAX_RUNS];
@@ -467,8 +476,9 @@ int main(int argc, char **argv)
     coro_pool_wait(pool, -1);
     for (int r = 0; r < runs; r++) {
         biased[r] = chan_biased();
-        shared[r] = chan_pool(0, 0);
-        cross[r] = chan_pool(0, 1);
+        claimed[r] = chan_pool(0, 0, 0);
+        shared[r] = chan_pool(0, 0, 1);
+        cross[r] = chan_pool(0, 1, 0);
         if (go)
             gorun[r] = bench_run_go(go, trips, 2);
         pth[r] = pthread_pingpong();
@@ -496,6 +506,7 @@ int main(int argc, char **argv)
     struct { const char *name; double *v; double m; } rows[] = {
         {"chan round trip, one thread, thread's own chan", local, 0},
         {"chan round trip, one pool thread, its own chan", biased, 0},
+        {"chan round trip, one pool thread, main's chan", claimed, 0},
         {"chan round trip, one pool thread, shared chan", shared, 0},
         {"chan round trip, two pool threads", cross, 0},
         {"Go chan round trip, GOMAXPROCS=2", go ? gorun : NULL, 0},
@@ -511,7 +522,8 @@ int main(int argc, char **argv)
                rows[i].m / rows[0].m);
     }
     /* By name, not place: rows come and go. */
-    double two = rows[3].m, gom = rows[4].m, pthm = rows[5].m;
+    double two = bench_median(cross, runs), pthm = bench_median(pth, runs);
+    double gom = go ? bench_median(gorun, runs) : 0;
     printf("\ntwo pool threads");
     if (go)
         printf(" vs Go GOMAXPROCS=2: %.2fx;", two / gom);

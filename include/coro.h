@@ -423,8 +423,10 @@ CORO_API int coro_group_destroy(coro_group_t *g);
  * threads may use it and any thread may destroy it, each call under the
  * object's lock.  One made by a coroutine of a pool thread takes no lock
  * while that thread alone uses it; the first call from another thread
- * waits while that thread makes it shared.  A woken coroutine resumes on
- * its own thread.
+ * waits while that thread makes it shared.  One made after elsewhere (by
+ * main, say, for the pool's coroutines) goes the same way with the pool
+ * thread whose coroutine calls on it first.  A woken coroutine resumes
+ * on its own thread.
  *
  * Deadlines: every call that can wait takes its deadline as its last
  * argument, an absolute time in nanoseconds on CLOCK_MONOTONIC (compare

@@ -184,7 +184,7 @@ int coro_chan_send(coro_chan_t *ch, const void *elem, int64_t deadline)
         return EINVAL;
     if (__builtin_expect(coro__sync_mode(&ch->o) == CORO__SYNC_SHARED, 0))
         return send_shared(ch, elem, deadline);
-    if ((r = coro__sync_wait_check(ch->o.home, deadline, &k)))
+    if ((r = coro__sync_wait_check(coro__sync_home_of(&ch->o), deadline, &k)))
         return r == EPERM ? send_shared(ch, elem, deadline) : r; /* elsewhere? */
     if ((r = try_send(ch, elem)) != EAGAIN)
         return r;
@@ -201,7 +201,7 @@ int coro_chan_recv(coro_chan_t *ch, void *elem, int64_t deadline)
         return EINVAL;
     if (__builtin_expect(coro__sync_mode(&ch->o) == CORO__SYNC_SHARED, 0))
         return recv_shared(ch, elem, deadline);
-    if ((r = coro__sync_wait_check(ch->o.home, deadline, &k)))
+    if ((r = coro__sync_wait_check(coro__sync_home_of(&ch->o), deadline, &k)))
         return r == EPERM ? recv_shared(ch, elem, deadline) : r; /* elsewhere? */
     if ((r = try_recv(ch, elem)) != EAGAIN)
         return r;
@@ -333,11 +333,12 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
             cl->chan->elem_size)
             return EINVAL;
     }
-    /* Another thread's biased channel is shared first (that may wait, and
-     * meanwhile this thread's own biased channels may be shared too), and
-     * only then are the shared ones counted. */
+    /* Another thread's biased channel is shared, and an unbound one
+     * claimed, first (that may wait, and meanwhile this thread's own
+     * biased channels may be shared too), and only then are the shared
+     * ones counted. */
     for (i = 0; i < n; i++)
-        if (clauses[i].chan && coro__sync_home(clauses[i].chan->o.home) &&
+        if (clauses[i].chan && coro__sync_home(coro__sync_home_of(&clauses[i].chan->o)) &&
             coro__sync_away(&clauses[i].chan->o))
             return EPERM;
     for (i = 0; i < n; i++)

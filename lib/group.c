@@ -40,9 +40,12 @@ int coro_group_create(coro_group_t **g)
     if (!(*g = coro__sync_new(sizeof **g, offsetof(coro_group_t, q))))
         return ENOMEM;
     /* Only a pool thread's group is shared (see above): one made on
-     * another thread, with or without a pool, stays local. */
-    if (coro__sync_mode(&(*g)->o) == CORO__SYNC_SHARED)
+     * another thread, with or without a pool, stays local, to its own
+     * thread rather than unbound. */
+    if (coro__sync_mode(&(*g)->o) == CORO__SYNC_UNBOUND) {
+        (*g)->o.home = coro__sched_current(); /* made by coro__sync_new */
         atomic_store_explicit(&(*g)->o.mode, CORO__SYNC_LOCAL, memory_order_relaxed);
+    }
     return 0;
 }
 

@@ -138,7 +138,7 @@ int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline)
 
     if (!c || !m)
         return EINVAL;
-    if ((coro__sync_home(c->o.home) && (r = coro__sync_away(&c->o))) ||
+    if ((coro__sync_home(coro__sync_home_of(&c->o)) && (r = coro__sync_away(&c->o))) ||
         (r = coro__sync_begin(&m->o, deadline, &k)))
         return r;
     coro__wait_init(&wait, k->co);

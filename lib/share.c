@@ -12,6 +12,14 @@
  * returns (sched.h, coro__task_park), and from then on every call takes
  * the lock.
  *
+ * An object made after there was a pool but not by a pool thread's
+ * coroutine (main makes the channels, then spawns the workers that use
+ * them) starts unbound, with no thread's home, so every thread's first
+ * call takes the slow path and claims it: the first pool thread's
+ * coroutine to call gets it biased, as though it had made it, and any
+ * other first caller gets it shared.  Nobody can have queued on it
+ * before the claim, so nothing but its mode and home changes.
+ *
  * The request is posted under the object's lock after the mode was seen
  * biased under it, and a pool thread makes its biased objects shared
  * under their locks before it goes, then answers what its inbox holds:
@@ -23,6 +31,29 @@ struct share_req {
     struct coro__sync *o;
     struct coro__reply reply;
 };
+
+struct coro__sched coro__sync_nohome;
+
+/* Puts biased o on its home's list. */
+static void bias(struct coro__sched *home, struct coro__sync *o)
+{
+    struct coro__sync *first = home->biased;
+
+    o->prev = NULL;
+    o->next = first;
+    if (first)
+        first->prev = o;
+    home->biased = o;
+}
+
+/* Whether this thread is a pool thread's, in one of its coroutines (the
+ * home of a biased object must answer the requests to share it). */
+static int pooled_here(struct coro__sched *s)
+{
+    struct coro__task *self = coro__self_task();
+
+    return self && self->s == s && s->pooled;
+}
 
 void coro__sync_init(struct coro__sync *o, struct coro__sched *home,
                      struct coro__waitq *q0, struct coro__waitq *q1)
@@ -36,19 +67,33 @@ void coro__sync_init(struct coro__sync *o, struct coro__sched *home,
     o->prev = o->next = NULL;
     o->refs = 0;
     o->dead = 0;
-    if (atomic_load_explicit(&coro__mt, memory_order_relaxed)) {
-        struct coro__task *self = coro__self_task();
-        mode = q0 && self && self->s == home && home->pooled ? CORO__SYNC_BIASED
-                                                             : CORO__SYNC_SHARED;
-    }
+    if (atomic_load_explicit(&coro__mt, memory_order_relaxed))
+        mode = pooled_here(home) ? CORO__SYNC_BIASED : CORO__SYNC_UNBOUND;
     atomic_init(&o->mode, mode);
-    if (mode == CORO__SYNC_BIASED) {
-        struct coro__sync *first = home->biased;
-        o->next = first;
-        if (first)
-            first->prev = o;
-        home->biased = o;
+    if (mode == CORO__SYNC_BIASED)
+        bias(home, o);
+    else if (mode == CORO__SYNC_UNBOUND)
+        o->home = &coro__sync_nohome;
+}
+
+void coro__sync_claim(struct coro__sync *o)
+{
+    struct coro__sched *s = coro__sched_current();
+
+    coro__lock(&o->lock);
+    if (coro__sync_mode(o) == CORO__SYNC_UNBOUND) {
+        if (s && pooled_here(s)) {
+            __atomic_store_n(&o->home, s, __ATOMIC_RELAXED);
+            bias(s, o);
+            atomic_store_explicit(&o->mode, CORO__SYNC_BIASED, memory_order_release);
+        } else {
+            atomic_store_explicit(&o->mode, CORO__SYNC_SHARED, memory_order_release);
+        }
     }
+    int elsewhere = coro__sync_mode(o) == CORO__SYNC_BIASED && o->home != s;
+    coro__unlock(&o->lock);
+    if (elsewhere)
+        coro__sync_share(o); /* another thread's claim came first */
 }
 
 void coro__sync_unlink_counted(struct coro__sync *o, struct coro__waiter *w)

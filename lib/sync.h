@@ -12,13 +12,15 @@
  *
  * An object made before the process had a pool belongs to the scheduler
  * of the thread that made it: used from another thread it refuses with
- * EPERM.  One made after is shared: every call takes its lock (struct
- * coro__sync), and its waiters' records are remote, so that a waker on any
- * thread claims them with a compare-and-swap and posts the wake to the
- * waiter's own scheduler.  One made by a coroutine of a pool thread is
- * first biased to that thread: its calls there take no lock until another
- * thread's first call has it made shared (lib/share.c), so an object
- * that one thread uses costs what a local one does. */
+ * EPERM.  One made after is shared once two threads use it: every call
+ * takes its lock (struct coro__sync), and its waiters' records are remote,
+ * so that a waker on any thread claims them with a compare-and-swap and
+ * posts the wake to the waiter's own scheduler.  Until then it is biased
+ * to the pool thread that made it, or (made elsewhere, say by main before
+ * it hands it to the pool) to the pool thread whose coroutine calls on it
+ * first: its calls there take no lock until another thread's first call
+ * has it made shared (lib/share.c), so an object that one thread uses
+ * costs what a local one does. */
 #ifndef CORO_SYNC_H
 #define CORO_SYNC_H
 
@@ -167,13 +169,22 @@ enum {
      * make it shared (coro__sync_share), for good. */
     CORO__SYNC_BIASED = 1,
     /* Any thread, every call under the lock; waiters' records remote. */
-    CORO__SYNC_SHARED = 2
+    CORO__SYNC_SHARED = 2,
+    /* Made after there was a pool, but not by a pool thread's coroutine:
+     * nobody's yet, and nobody waits on it.  Its first call claims it
+     * (coro__sync_claim): biased to the caller's thread if that is a pool
+     * thread's coroutine, else shared. */
+    CORO__SYNC_UNBOUND = 3
 };
 
 /* What every sync object starts with. */
 struct coro__sync {
-    struct coro__sched *home;   /* the scheduler of the thread that made it */
-    atomic_int mode;            /* CORO__SYNC_*; only its home changes it */
+    /* The scheduler of its thread (made it, or claimed it); while it is
+     * unbound, &coro__sync_nohome, which no thread's is.  Set once under
+     * the lock by the claim, read with coro__sync_home_of. */
+    struct coro__sched *home;
+    atomic_int mode;            /* CORO__SYNC_*; only its home changes it,
+                                 * or the claim of an unbound one */
     atomic_int lock;
     struct coro__waitq *q[2];   /* its wait lists (NULL: none), for a share */
     struct coro__sync *prev, *next; /* its home's biased objects */
@@ -190,6 +201,13 @@ struct coro__sync {
  * place among the home's biased objects. */
 void coro__sync_init(struct coro__sync *o, struct coro__sched *home,
                      struct coro__waitq *q0, struct coro__waitq *q1);
+/* lib/share.c: the home of the objects nobody has claimed yet. */
+extern struct coro__sched coro__sync_nohome;
+/* lib/share.c: the first call on unbound o (any thread) makes it biased
+ * to the caller's thread, if that is a pool thread's coroutine, or else
+ * shared; one that finds another thread claimed it first has it shared
+ * (coro__sync_share).  Then o is shared, or this thread's. */
+void coro__sync_claim(struct coro__sync *o);
 /* lib/share.c: a biased object leaves its home's list (its home only). */
 void coro__sync_forget(struct coro__sync *o);
 /* lib/share.c: a call from another thread meets biased o: asks o's home to
@@ -230,6 +248,14 @@ static inline int coro__sync_mode(const struct coro__sync *o)
     return atomic_load_explicit(&o->mode, memory_order_relaxed);
 }
 
+/* o's home, as this thread may look at it without o's lock: a claim on
+ * another thread may be setting it, but only this thread ever sets it to
+ * this thread's scheduler, so a comparison with that is sound. */
+static inline struct coro__sched *coro__sync_home_of(const struct coro__sync *o)
+{
+    return __atomic_load_n(&o->home, __ATOMIC_RELAXED);
+}
+
 /* The checks every call on an object makes first: EPERM from a thread
  * other than the object's own. */
 static inline int coro__sync_home(const struct coro__sched *home)
@@ -257,15 +283,18 @@ static inline int coro__sync_wait_check(const struct coro__sched *home, int64_t 
     return 0;
 }
 
-/* A call from another thread than o's home: 0 once o is shared (a biased
- * o is made so), EPERM for a local one. */
+/* A call from another thread than o's home: EPERM for a local o; else 0
+ * once o is shared (a biased o is made so) or, unbound, claimed (shared,
+ * or this thread's now). */
 static inline int coro__sync_away(struct coro__sync *o)
 {
     int m = coro__sync_mode(o);
 
     if (m == CORO__SYNC_LOCAL)
         return EPERM;
-    if (m == CORO__SYNC_BIASED)
+    if (m == CORO__SYNC_UNBOUND)
+        coro__sync_claim(o);
+    else if (m == CORO__SYNC_BIASED)
         coro__sync_share(o);
     return 0;
 }
@@ -277,10 +306,12 @@ static inline int coro__sync_away(struct coro__sync *o)
 static inline int coro__sync_enter(struct coro__sync *o)
 {
     if (coro__sync_mode(o) != CORO__SYNC_SHARED) {
-        if (__builtin_expect(o->home == coro__sched_current(), 1))
+        if (__builtin_expect(coro__sync_home_of(o) == coro__sched_current(), 1))
             return 0;
         if (coro__sync_away(o))
             return EPERM;
+        if (coro__sync_mode(o) != CORO__SYNC_SHARED)
+            return 0; /* claimed: this thread's now */
     }
     coro__lock(&o->lock);
     return 0;
@@ -301,10 +332,11 @@ static inline int coro__sync_begin(struct coro__sync *o, int64_t deadline,
                                    struct coro__task **k)
 {
     if (coro__sync_mode(o) != CORO__SYNC_SHARED) {
-        int r = coro__sync_wait_check(o->home, deadline, k);
+        struct coro__sched *home = coro__sync_home_of(o);
+        int r = coro__sync_wait_check(home, deadline, k);
         if (__builtin_expect(r == 0, 1))
             return 0; /* its home: no lock */
-        if (o->home == coro__sched_current() || coro__sync_mode(o) == CORO__SYNC_LOCAL)
+        if (home == coro__sched_current() || coro__sync_mode(o) == CORO__SYNC_LOCAL)
             return r; /* its home's error, or a local object elsewhere */
     }
     struct coro__task *self = coro__self_task();
@@ -312,9 +344,10 @@ static inline int coro__sync_begin(struct coro__sync *o, int64_t deadline,
         return EINVAL;
     if (!self)
         return EPERM;
-    if (coro__sync_mode(o) == CORO__SYNC_BIASED)
-        coro__sync_share(o); /* biased to another thread */
+    coro__sync_away(o); /* biased to another thread: shared; unbound: claimed */
     *k = self;
+    if (coro__sync_mode(o) != CORO__SYNC_SHARED)
+        return 0; /* claimed: this thread's now, no lock */
     coro__lock(&o->lock);
     return 0;
 }

@@ -1,9 +1,10 @@
 /* Check suite of the schedulers' inboxes (mt layer): posts from other
  * threads, the doorbell rung only for a scheduler that sleeps, and wakes of
- * remote wait records racing their own deadlines.  Links the static
- * library: it looks at a pool thread's scheduler. */
+ * remote wait records racing their own deadlines; and the claim of sync
+ * objects made outside the pool.  Links the static library: it looks at a
+ * pool thread's scheduler and at objects' modes. */
 #define _GNU_SOURCE
-#include "lib/sched.h"
+#include "lib/sync.h"
 #include <coro.h>
 
 #include <check.h>
@@ -183,6 +184,275 @@ START_TEST(remote_wake_races_the_deadline)
 }
 END_TEST
 
+/* -------------------------------------------------------------- claims */
+
+/* Every sync object starts with its struct coro__sync. */
+static struct coro__sync *sync_of(void *object)
+{
+    return object;
+}
+
+static int mode_of(void *object)
+{
+    return coro__sync_mode(sync_of(object));
+}
+
+/* Whether object is biased to the calling coroutine's thread. */
+static int mine(void *object)
+{
+    return mode_of(object) == CORO__SYNC_BIASED &&
+           coro__sync_home_of(sync_of(object)) == coro__sched_current();
+}
+
+static coro_chan_t *unbound;
+static atomic_int claim_bad, first_parked;
+
+static void *first_user(void *arg)
+{
+    int v = 1;
+
+    (void)arg;
+    if (mode_of(unbound) != CORO__SYNC_UNBOUND || coro_chan_send(unbound, &v, 0) || !mine(unbound))
+        atomic_fetch_add(&claim_bad, 1);
+    if (coro_chan_recv(unbound, &v, 0) || v != 1 || !mine(unbound))
+        atomic_fetch_add(&claim_bad, 1);
+    atomic_store(&first_parked, 1);
+    if (coro_chan_recv(unbound, &v, -1) || v != 2) /* a waiter when it is shared */
+        atomic_fetch_add(&claim_bad, 1);
+    if (mode_of(unbound) != CORO__SYNC_SHARED)
+        atomic_fetch_add(&claim_bad, 1);
+    return NULL;
+}
+
+static void *second_user(void *arg)
+{
+    int v = 2;
+
+    (void)arg;
+    while (!atomic_load(&first_parked))
+        coro_sleep(100000);
+    coro_sleep(2000000);
+    if (coro_chan_send(unbound, &v, -1) || mode_of(unbound) != CORO__SYNC_SHARED)
+        atomic_fetch_add(&claim_bad, 1);
+    return NULL;
+}
+
+/* A channel main makes after the pool is nobody's until a call: the first
+ * pool thread's coroutine to call has it biased (no lock), and another
+ * thread's first call has it shared, with the first one's waiter on it. */
+START_TEST(unbound_channel_goes_to_its_first_pool_thread)
+{
+    coro_pool_t *p;
+
+    atomic_store(&claim_bad, 0);
+    atomic_store(&first_parked, 0);
+    ck_assert_int_eq(coro_pool_create(&p, 2), 0);
+    ck_assert_int_eq(coro_chan_create(&unbound, sizeof(int), 1), 0);
+    ck_assert_int_eq(mode_of(unbound), CORO__SYNC_UNBOUND);
+    ck_assert_int_eq(coro_pool_spawn(p, 0, NULL, first_user, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_spawn(p, 1, NULL, second_user, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_wait(p, -1), 0);
+    ck_assert_int_eq(atomic_load(&claim_bad), 0);
+    ck_assert_int_eq(coro_chan_destroy(unbound), 0);
+    ck_assert_int_eq(coro_pool_destroy(p), 0);
+}
+END_TEST
+
+static void *uses_alone(void *arg)
+{
+    int v = 5;
+
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        if (coro_chan_send(unbound, &v, 0) || coro_chan_recv(unbound, &v, 0) || !mine(unbound))
+            atomic_fetch_add(&claim_bad, 1);
+    return NULL;
+}
+
+/* Main may destroy a channel a pool thread has claimed: the destroy has
+ * that thread share it first. */
+START_TEST(main_destroys_a_claimed_channel)
+{
+    coro_pool_t *p;
+
+    atomic_store(&claim_bad, 0);
+    ck_assert_int_eq(coro_pool_create(&p, 1), 0);
+    ck_assert_int_eq(coro_chan_create(&unbound, sizeof(int), 1), 0);
+    ck_assert_int_eq(coro_pool_spawn(p, 0, NULL, uses_alone, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_wait(p, -1), 0);
+    ck_assert_int_eq(atomic_load(&claim_bad), 0);
+    ck_assert_int_eq(mode_of(unbound), CORO__SYNC_BIASED);
+    ck_assert_int_eq(coro_chan_destroy(unbound), 0);
+    ck_assert_int_eq(coro_pool_destroy(p), 0);
+}
+END_TEST
+
+static atomic_int got_sum;
+
+static void *drains(void *arg)
+{
+    int v, sum = 0;
+
+    (void)arg;
+    while (coro_chan_recv(unbound, &v, -1) == 0)
+        sum += v;
+    atomic_store(&got_sum, sum);
+    return NULL;
+}
+
+static void *fills_from_main(void *arg)
+{
+    (void)arg;
+    for (int i = 1; i <= 5; i++)
+        if (coro_chan_send(unbound, &i, -1))
+            atomic_fetch_add(&claim_bad, 1);
+    if (mode_of(unbound) != CORO__SYNC_SHARED)
+        atomic_fetch_add(&claim_bad, 1);
+    return NULL;
+}
+
+/* A first call from outside the pool (main's own coroutine) has the object
+ * shared, since main may not be running its scheduler to answer a share;
+ * a group main makes stays main's. */
+START_TEST(first_call_from_main_shares)
+{
+    coro_pool_t *p;
+    coro_group_t *g;
+
+    atomic_store(&claim_bad, 0);
+    ck_assert_int_eq(coro_pool_create(&p, 1), 0);
+    ck_assert_int_eq(coro_chan_create(&unbound, sizeof(int), 8), 0);
+    ck_assert_int_eq(coro_spawn(NULL, fills_from_main, NULL, NULL), 0);
+    ck_assert_int_eq(coro_run(), 0);
+    ck_assert_int_eq(mode_of(unbound), CORO__SYNC_SHARED);
+    ck_assert_int_eq(coro_pool_spawn(p, 0, NULL, drains, NULL, NULL), 0);
+    ck_assert_int_eq(coro_chan_close(unbound), 0);
+    ck_assert_int_eq(coro_pool_wait(p, -1), 0);
+    ck_assert_int_eq(atomic_load(&got_sum), 15);
+    ck_assert_int_eq(atomic_load(&claim_bad), 0);
+    ck_assert_int_eq(coro_chan_destroy(unbound), 0);
+    ck_assert_int_eq(coro_group_create(&g), 0);
+    ck_assert_int_eq(mode_of(g), CORO__SYNC_LOCAL);
+    ck_assert_ptr_eq(coro__sync_home_of(sync_of(g)), coro__sched_current());
+    ck_assert_int_eq(coro_group_destroy(g), 0);
+    ck_assert_int_eq(coro_pool_destroy(p), 0);
+}
+END_TEST
+
+static coro_mutex_t *unbound_m;
+static coro_cond_t *unbound_c;
+static atomic_int in_cond_wait;
+static int ready; /* under unbound_m */
+
+static void *cond_waiter(void *arg)
+{
+    (void)arg;
+    if (coro_mutex_lock(unbound_m, -1) || !mine(unbound_m))
+        atomic_fetch_add(&claim_bad, 1);
+    atomic_store(&in_cond_wait, 1);
+    while (!ready)
+        if (coro_cond_wait(unbound_c, unbound_m, -1))
+            atomic_fetch_add(&claim_bad, 1);
+    if (mode_of(unbound_m) != CORO__SYNC_SHARED || mode_of(unbound_c) != CORO__SYNC_SHARED)
+        atomic_fetch_add(&claim_bad, 1);
+    coro_mutex_unlock(unbound_m);
+    return NULL;
+}
+
+static void *cond_signaller(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&in_cond_wait))
+        coro_sleep(100000);
+    /* The waiter is queued on unbound_c before it lets unbound_m go. */
+    if (coro_mutex_lock(unbound_m, -1))
+        atomic_fetch_add(&claim_bad, 1);
+    ready = 1;
+    coro_cond_signal(unbound_c);
+    coro_mutex_unlock(unbound_m);
+    return NULL;
+}
+
+/* A mutex and a condition variable main makes go to the thread that waits
+ * on them first (a coro_cond_wait claims the condition variable), and a
+ * signal from another thread has them shared, the waiter's record with
+ * them. */
+START_TEST(unbound_mutex_and_cond_go_to_the_waiter)
+{
+    coro_pool_t *p;
+
+    atomic_store(&claim_bad, 0);
+    atomic_store(&in_cond_wait, 0);
+    ready = 0;
+    ck_assert_int_eq(coro_pool_create(&p, 2), 0);
+    ck_assert_int_eq(coro_mutex_create(&unbound_m), 0);
+    ck_assert_int_eq(coro_cond_create(&unbound_c), 0);
+    ck_assert_int_eq(coro_pool_spawn(p, 0, NULL, cond_waiter, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_spawn(p, 1, NULL, cond_signaller, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_wait(p, -1), 0);
+    ck_assert_int_eq(atomic_load(&claim_bad), 0);
+    ck_assert_int_eq(coro_cond_destroy(unbound_c), 0);
+    ck_assert_int_eq(coro_mutex_destroy(unbound_m), 0);
+    ck_assert_int_eq(coro_pool_destroy(p), 0);
+}
+END_TEST
+
+#define CLAIM_ROUNDS 100
+#define CLAIM_ITEMS 50
+
+static coro_chan_t *race_ch[CLAIM_ROUNDS];
+static atomic_long race_sum;
+
+static void *race_sender(void *arg)
+{
+    coro_chan_t *ch = race_ch[(intptr_t)arg];
+
+    for (int i = 1; i <= CLAIM_ITEMS; i++)
+        if (coro_chan_send(ch, &i, -1))
+            atomic_fetch_add(&claim_bad, 1);
+    return NULL;
+}
+
+static void *race_receiver(void *arg)
+{
+    coro_chan_t *ch = race_ch[(intptr_t)arg];
+    int v;
+
+    for (int i = 1; i <= CLAIM_ITEMS; i++)
+        if (coro_chan_recv(ch, &v, -1) || v != i)
+            atomic_fetch_add(&claim_bad, 1);
+        else
+            atomic_fetch_add(&race_sum, v);
+    return NULL;
+}
+
+/* Two threads' first calls on unbound channels race for the claim: one
+ * wins it, the other has the channel shared, and no element is lost. */
+START_TEST(first_calls_race_for_the_claim)
+{
+    coro_pool_t *p;
+
+    atomic_store(&claim_bad, 0);
+    atomic_store(&race_sum, 0);
+    ck_assert_int_eq(coro_pool_create(&p, 2), 0);
+    for (intptr_t r = 0; r < CLAIM_ROUNDS; r++) {
+        ck_assert_int_eq(coro_chan_create(&race_ch[r], sizeof(int), (size_t)r % 3), 0);
+        ck_assert_int_eq(coro_pool_spawn(p, (int)(r & 1), NULL, race_sender, (void *)r, NULL), 0);
+        ck_assert_int_eq(coro_pool_spawn(p, (int)(~r & 1), NULL, race_receiver, (void *)r, NULL),
+                         0);
+    }
+    ck_assert_int_eq(coro_pool_wait(p, -1), 0);
+    ck_assert_int_eq(atomic_load(&claim_bad), 0);
+    ck_assert_int_eq(atomic_load(&race_sum),
+                     (long)CLAIM_ROUNDS * CLAIM_ITEMS * (CLAIM_ITEMS + 1) / 2);
+    for (int r = 0; r < CLAIM_ROUNDS; r++) {
+        ck_assert_int_eq(mode_of(race_ch[r]), CORO__SYNC_SHARED);
+        ck_assert_int_eq(coro_chan_destroy(race_ch[r]), 0);
+    }
+    ck_assert_int_eq(coro_pool_destroy(p), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("mt");
@@ -190,6 +460,13 @@ int main(void)
     tcase_add_test(tc, burst_to_a_sleeper_rings_once_per_sleep);
     tcase_add_test(tc, posts_to_an_awake_thread_ring_nothing);
     tcase_add_test(tc, remote_wake_races_the_deadline);
+    suite_add_tcase(su, tc);
+    tc = tcase_create("claim");
+    tcase_add_test(tc, unbound_channel_goes_to_its_first_pool_thread);
+    tcase_add_test(tc, main_destroys_a_claimed_channel);
+    tcase_add_test(tc, first_call_from_main_shares);
+    tcase_add_test(tc, unbound_mutex_and_cond_go_to_the_waiter);
+    tcase_add_test(tc, first_calls_race_for_the_claim);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

@@ -434,8 +434,9 @@ static void *drain(void *arg)
  * handles on every thread and the closer; once every script has ended
  * (so that no cancel names a handle any more) joins them all across
  * threads, then drains the channels. */
-/* The round's objects: made after the pool, so shared; made by the round's
- * main coroutine on thread 0 (odd rounds), biased to thread 0 until the
+/* The round's objects: made by main after the pool (even rounds), claimed
+ * by whichever worker's thread calls first; made by the round's main
+ * coroutine on thread 0 (odd rounds), biased to thread 0.  Either way the
  * first call of another thread's worker shares them, waiters queued on
  * them or not. */
 static void make_objects(void)

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -983,6 +984,78 @@ START_TEST(cancel_across_threads)
 }
 END_TEST
 
+/* A spawn onto another pool thread with a handle waits for that thread's
+ * answer, and the answer writes to the waiter's stack: a cancel that comes
+ * meanwhile neither ends the wait nor is lost.  The spawn returns 0 once
+ * the busy thread has made the coroutine, and the cancel ends the
+ * spawner's next wait. */
+static atomic_int hog_running, hog_release, spawner_parked, spawner_done;
+static atomic_int reply_spawn, reply_sleep, reply_join;
+
+static void *hogs_its_thread(void *arg)
+{
+    (void)arg;
+    atomic_store(&hog_running, 1);
+    while (!atomic_load(&hog_release))
+        sched_yield(); /* the thread's own: its inbox waits */
+    return NULL;
+}
+
+static void *spawns_onto_the_hog(void *arg)
+{
+    coro_t *co = NULL;
+
+    (void)arg;
+    while (!atomic_load(&hog_running))
+        coro_sleep(100000);
+    atomic_store(&spawner_parked, 1);
+    atomic_store(&reply_spawn, coro_pool_spawn(pool, 0, &co, returns_arg, &reply_spawn, NULL));
+    atomic_store(&reply_sleep, coro_sleep(1000000000LL));
+    void *r = NULL;
+    atomic_store(&reply_join, co ? coro_join(co, &r, -1) || r != &reply_spawn : -1);
+    atomic_store(&spawner_done, 1);
+    return NULL;
+}
+
+static coro_t *spawner;
+static atomic_int spawner_seen_waiting, spawner_joined;
+
+/* On a third thread: cancels the spawner in its wait, lets the hog go,
+ * then joins the spawner. */
+static void *cancels_the_spawner(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&spawner_parked))
+        coro_sleep(100000);
+    coro_sleep(20000000); /* it is in its wait for thread 0 by now */
+    if (coro_cancel(spawner) == 0) {
+        coro_sleep(20000000);
+        atomic_store(&spawner_seen_waiting, !atomic_load(&spawner_done));
+    }
+    atomic_store(&hog_release, 1);
+    atomic_store(&spawner_joined, coro_join(spawner, NULL, -1) == 0);
+    return NULL;
+}
+
+START_TEST(cancel_waits_for_a_spawn_reply)
+{
+    atomic_store(&hog_running, 0);
+    atomic_store(&hog_release, 0);
+    atomic_store(&spawner_parked, 0);
+    atomic_store(&spawner_done, 0);
+    make_pool(3);
+    ck_assert_int_eq(coro_pool_spawn(pool, 0, NULL, hogs_its_thread, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 1, &spawner, spawns_onto_the_hog, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_spawn(pool, 2, NULL, cancels_the_spawner, NULL, NULL), 0);
+    end_pool();
+    ck_assert_int_eq(atomic_load(&spawner_seen_waiting), 1);
+    ck_assert_int_eq(atomic_load(&spawner_joined), 1);
+    ck_assert_int_eq(atomic_load(&reply_spawn), 0);
+    ck_assert_int_eq(atomic_load(&reply_sleep), ECANCELED);
+    ck_assert_int_eq(atomic_load(&reply_join), 0);
+}
+END_TEST
+
 /* Cancels and joins from another thread racing the coroutines' own ends:
  * each is joined once, and a cancel still on its way when the coroutine
  * is freed does not touch it (ASan, TSan). */
@@ -1742,6 +1815,7 @@ int main(void)
     tcase_add_test(tc, join_a_handle_sent_across);
     tcase_add_test(tc, cancel_across_threads);
     tcase_add_test(tc, cancel_and_join_race_the_end);
+    tcase_add_test(tc, cancel_waits_for_a_spawn_reply);
     tcase_add_test(tc, outsiders_are_refused);
     suite_add_tcase(su, tc);
     tc = tcase_create("biased");

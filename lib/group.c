@@ -25,6 +25,8 @@
 
 struct coro_group {
     struct coro__sync o;
+    uint64_t home;              /* serial of its thread's scheduler: its
+                                 * own may be gone, and its address reused */
     struct coro__task *members; /* not finished yet (task gprev/gnext) */
     size_t live;                /* members not finished, and spawns reserved */
     unsigned cancels;           /* coro_group_cancel calls so far */
@@ -46,7 +48,16 @@ int coro_group_create(coro_group_t **g)
         (*g)->o.home = coro__sched_current(); /* made by coro__sync_new */
         atomic_store_explicit(&(*g)->o.mode, CORO__SYNC_LOCAL, memory_order_relaxed);
     }
+    (*g)->home = coro__sched_current()->serial;
     return 0;
+}
+
+/* Whether the caller is on g's thread (which may have gone). */
+static int at_home(const struct coro_group *g)
+{
+    const struct coro__sched *s = coro__sched_current();
+
+    return s && s->serial == g->home;
 }
 
 /* One member fewer (g entered): the last wakes the waiters. */
@@ -97,7 +108,7 @@ int coro_group_spawn(coro_group_t *g, coro_t **co, coro_fn fn, void *arg,
     if (!g)
         return EINVAL;
     /* Another thread's member must be one that others can cancel. */
-    if (g->o.home != here && !(here && here->pooled))
+    if (!at_home(g) && !(here && here->pooled))
         return EPERM;
     /* An enter first, which shares a group biased to another thread (and
      * may wait): after the spawn, nothing may switch before the member is
@@ -183,7 +194,7 @@ static int group_wait(coro_group_t *g, int64_t deadline, enum coro__wait_kind ki
         coro__sync_leave(&g->o);
         if (!live)
             return 0;
-        if (coro__sync_home(g->o.home))
+        if (!at_home(g))
             return EPERM;
         r = coro__sched_run_until(group_empty, g);
         return r ? r : (g->live ? EDEADLK : 0);
@@ -248,7 +259,7 @@ int coro_group_destroy(coro_group_t *g)
         err = EDEADLK;
     else if (coro__waitq_first(&g->q))
         err = EBUSY;
-    else if (!self && g->o.home != coro__sched_current() && g->live)
+    else if (!self && !at_home(g) && g->live)
         err = EPERM; /* another thread's own flow cannot wait for it */
     else if (!(err = cancel_all(g)))
         g->closing = 1;

@@ -152,7 +152,9 @@ static struct coro__sched *sched_get(struct coro__thread *t)
         if (!s)
             return NULL;
         memset(s, 0, sizeof *s);
+        static atomic_uint_least64_t serials;
         s->bell = -1;
+        s->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
         atomic_init(&s->inbox, NULL);
         atomic_init(&s->sleeping, CORO__AWAKE);
         atomic_init(&s->posters, 0);

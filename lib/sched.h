@@ -265,6 +265,10 @@ struct coro__sched {
     int pooled;                 /* a pool's thread: its coroutines can be
                                  * joined and cancelled from any thread */
     void *biased;               /* sync objects biased to it (lib/share.c) */
+    /* Unique in the process: what outlives the scheduler (a shared
+     * group's idea of its home thread) compares this, since a later
+     * thread's scheduler may have its address. */
+    uint64_t serial;
     /* Called with nothing ready, before it sleeps: 1 if it made something
      * ready (a pool's thread takes spawns another thread has not got to),
      * else 0, and *again is when to call it again (-1: no need). */

@@ -41,14 +41,15 @@ int coro_group_create(coro_group_t **g)
         return EINVAL;
     if (!(*g = coro__sync_new(sizeof **g, offsetof(coro_group_t, q))))
         return ENOMEM;
+    struct coro__sched *here = coro__sched_current(); /* made by coro__sync_new */
     /* Only a pool thread's group is shared (see above): one made on
      * another thread, with or without a pool, stays local, to its own
      * thread rather than unbound. */
     if (coro__sync_mode(&(*g)->o) == CORO__SYNC_UNBOUND) {
-        (*g)->o.home = coro__sched_current(); /* made by coro__sync_new */
+        (*g)->o.home = here;
         atomic_store_explicit(&(*g)->o.mode, CORO__SYNC_LOCAL, memory_order_relaxed);
     }
-    (*g)->home = coro__sched_current()->serial;
+    (*g)->home = here->serial;
     return 0;
 }
 

@@ -82,7 +82,7 @@ void coro__sync_claim(struct coro__sync *o)
 
     coro__lock(&o->lock);
     if (coro__sync_mode(o) == CORO__SYNC_UNBOUND) {
-        if (s && pooled_here(s)) {
+        if (pooled_here(s)) { /* false without a scheduler: no task */
             __atomic_store_n(&o->home, s, __ATOMIC_RELAXED);
             bias(s, o);
             atomic_store_explicit(&o->mode, CORO__SYNC_BIASED, memory_order_release);

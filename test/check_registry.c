@@ -262,7 +262,7 @@ END_TEST
  * list through all of them. */
 START_TEST(walk_follows_the_chunk_list)
 {
-    enum { N = 2000 };   /* more than one chunk of descriptors */
+    enum { N = 5000 };   /* more than two chunks of descriptors (1 MiB each) */
     static coro_t *co[N];
 
     for (int i = 0; i < N; i++)

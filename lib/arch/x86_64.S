@@ -1,9 +1,14 @@
 /* ctx backend for x86_64 (System V): no system call per switch.
  *
- * The saved state goes where glibc's swapcontext puts it, so libunwind and
+ * The registers go where glibc's swapcontext puts them, so libunwind and
  * gdb read a suspended coroutine like any ucontext_t:
  *   uc_mcontext.gregs[REG_x]   callee-saved registers, RSP, RIP
- *   __fpregs_mem.cwd / .mxcsr  x87 control word, SSE control/status
+ *   uc_mcontext.gregs[REG_R11] x87 control word (+0), SSE control/status (+4)
+ * The FP control words are not where glibc keeps them (__fpregs_mem, 360
+ * bytes further on) but in the slot of R11, which is caller-saved and so
+ * never saved: the context then ends at RIP, three cache lines a switch
+ * touches instead of five, and 280 bytes less per coroutine.  Unwinding
+ * needs only the gregs; uc_mcontext.fpregs is not set.
  * lib/arch/x86_64_offsets.c checks these offsets against <ucontext.h> at build time.
  * The signal mask is not touched (that is the system call we avoid). */
 
@@ -39,9 +44,8 @@
 #define UC_RBX  128
 #define UC_RSP  160
 #define UC_RIP  168
-#define UC_FPREGS 224
-#define UC_FPMEM  424   /* __fpregs_mem: cwd at +0, mxcsr at +24 */
-#define UC_MXCSR  448
+#define UC_FPMEM   64   /* gregs[REG_R11]: cwd at +0, mxcsr at +4 */
+#define UC_MXCSR   68
 
     .text
 
@@ -146,8 +150,6 @@ coro__ctx_make:
     movq    %rax, UC_R13(%rdi)
     movq    %rax, UC_R14(%rdi)
     movq    %rax, UC_R15(%rdi)
-    leaq    UC_FPMEM(%rdi), %rax
-    movq    %rax, UC_FPREGS(%rdi)
     fnstcw  UC_FPMEM(%rdi)
     stmxcsr UC_MXCSR(%rdi)
     ret

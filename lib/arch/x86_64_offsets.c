@@ -16,11 +16,11 @@ _Static_assert(GREG(REG_RBP) == 120, "RBP");
 _Static_assert(GREG(REG_RBX) == 128, "RBX");
 _Static_assert(GREG(REG_RSP) == 160, "RSP");
 _Static_assert(GREG(REG_RIP) == 168, "RIP");
-_Static_assert(offsetof(ucontext_t, uc_mcontext.fpregs) == 224, "fpregs");
-_Static_assert(offsetof(ucontext_t, __fpregs_mem) == 424, "fpregs_mem");
-_Static_assert(offsetof(ucontext_t, __fpregs_mem.mxcsr) == 448, "mxcsr");
-/* A coroutine keeps the bytes up to MXCSR only. */
-_Static_assert(CORO__CTX_SIZE >= 448 + 4 && CORO__CTX_SIZE < sizeof(ucontext_t), "ctx size");
+/* The FP control words go in R11's slot (see x86_64.S). */
+_Static_assert(GREG(REG_R11) == 64, "R11");
+/* A coroutine keeps the bytes up to RIP only. */
+_Static_assert(CORO__CTX_SIZE == GREG(REG_RIP) + 8 && CORO__CTX_SIZE < sizeof(ucontext_t),
+               "ctx size");
 
 
 typedef int coro__ctx_offsets_checked;

@@ -2,9 +2,12 @@
  * include/coro.h, "io").
  *
  * The reactor is an epoll instance made on the scheduler's first I/O
- * wait.  An fd is added at its first EAGAIN, edge-triggered for both
- * directions, and stays until coro_fd_close: steady state makes no
- * epoll_ctl.  Per fd the reactor keeps a FIFO of waiters per direction and
+ * wait.  An fd is added at its first EAGAIN, edge-triggered, and stays
+ * until coro_fd_close: steady state makes no epoll_ctl.  It is watched for
+ * writing only from its first write that would block (one EPOLL_CTL_MOD
+ * then, none for an fd whose writes never block): with EPOLLOUT from the
+ * start, every ACK that frees send buffer is an edge, and an idle server
+ * woke for each, more than once a response.  Per fd the reactor keeps a FIFO of waiters per direction and
  * a readiness bit per direction: an event sets it, an EAGAIN or a short
  * transfer clears it, so the call after a short read parks at once instead
  * of paying for an EAGAIN.  An event wakes the first waiter of its
@@ -47,6 +50,7 @@ enum { DIR_IN = 0, DIR_OUT = 1 };
 struct fdent {
     uint32_t gen;               /* of its current registration */
     unsigned char registered;   /* in the epoll set (as far as we know) */
+    unsigned char out;          /* watched for EPOLLOUT too */
     unsigned char ready[2];     /* an event came since the last EAGAIN */
     unsigned char hup;          /* a hang-up or error was seen: reads stay
                                  * ready (EOF or the error is for good) */
@@ -133,19 +137,28 @@ static uint64_t fd_data(int fd, uint32_t gen)
 }
 
 /* Adds fd to the epoll set, or (already registered) checks that the
- * number still names the registered file and re-adds it if not.  0, or
- * the error: EPERM for an fd epoll cannot watch (a regular file), EBADF. */
-static int fd_arm(struct coro__io *io, int fd, struct fdent *e)
+ * number still names the registered file and re-adds it if not; out: a
+ * writer is about to wait, watch EPOLLOUT from now on.  0, or the error:
+ * EPERM for an fd epoll cannot watch (a regular file), EBADF. */
+static int fd_arm(struct coro__io *io, int fd, struct fdent *e, int out)
 {
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET };
 
     if (e->registered) {
+        if (out || e->out)
+            ev.events |= EPOLLOUT;
         ev.data.u64 = fd_data(fd, e->gen);
-        if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+        if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) {
+            e->out |= (unsigned char)(out != 0);
             return 0;
+        }
         if (errno != ENOENT)
             return errno;
         e->registered = 0;      /* closed and reused behind our back */
+        if (!out)
+            ev.events &= ~(uint32_t)EPOLLOUT; /* a new file: no writer yet */
+    } else if (out) {
+        ev.events |= EPOLLOUT;
     }
     if (++e->gen == 0)
         e->gen = 1; /* generation 0 is the reactor's own fds' */
@@ -159,6 +172,7 @@ static int fd_arm(struct coro__io *io, int fd, struct fdent *e)
             return errno;
     }
     e->registered = 1;
+    e->out = (unsigned char)(out != 0);
     e->hup = 0;
     e->ready[DIR_IN] = e->ready[DIR_OUT] = 1; /* not known yet */
     e->since = io->now;
@@ -195,11 +209,12 @@ static int fd_park(struct coro__io *io, int fd, unsigned mask, int64_t deadline,
 
     if (!e)
         return ENOMEM;
-    if (!e->registered) {
-        if ((r = fd_arm(io, fd, e)))
+    int out = (mask & (1u << DIR_OUT)) != 0;
+    if (!e->registered || (out && !e->out)) {
+        if ((r = fd_arm(io, fd, e, out)))
             return r;
         /* The caller just found these directions not ready; an event that
-         * came since is queued by the ADD and wakes the wait. */
+         * came since is queued by the ADD (or the MOD) and wakes the wait. */
         for (int d = 0; d < 2; d++)
             if (mask & (1u << d))
                 e->ready[d] = 0;
@@ -309,7 +324,7 @@ static void recheck(struct coro__io *io, int64_t now)
             continue;
         e->since = now;
         uint32_t gen = e->gen;
-        int r = fd_arm(io, (int)fd, e);
+        int r = fd_arm(io, (int)fd, e, 0);
         if (r)
             wake_all(e, r);          /* EBADF: closed for good */
         else if (e->gen != gen)
@@ -503,7 +518,7 @@ static int op_once(struct coro__io *io, const struct op *o, int dir, size_t want
              * transfer the next call parks without trying. */
             if (e && e->registered &&
                 (!e->owned || e->ready[dir] || io->now - e->since >= RECHECK_NS)) {
-                int err = fd_arm(io, o->fd, e);
+                int err = fd_arm(io, o->fd, e, dir == DIR_OUT);
                 if (err)
                     return err;
             }
@@ -674,6 +689,7 @@ static void fd_fresh(struct coro__io *io, int fd)
     if (!e)
         return; /* no room: it is treated as a user's fd */
     e->registered = 0;
+    e->out = 0;
     e->hup = 0;
     e->ready[DIR_IN] = e->ready[DIR_OUT] = 0;
     e->owned = 1;
@@ -849,7 +865,8 @@ int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline)
                 err = ENOMEM;
                 break;
             }
-            if (!e->registered && (err = fd_arm(io, fds[i].fd, e)))
+            int out = (fds[i].events & POLLOUT) != 0;
+            if ((!e->registered || (out && !e->out)) && (err = fd_arm(io, fds[i].fd, e, out)))
                 break;
             for (int d = 0; d < 2; d++) {
                 short want = d == DIR_IN ? (POLLIN | POLLPRI | POLLRDHUP) : POLLOUT;
@@ -899,6 +916,7 @@ int coro_fd_close(int fd)
          * through a dup, its later events carry this generation, which
          * the bump below makes stale. */
         e->registered = 0;
+        e->out = 0;
         e->owned = 0;
         e->hup = 0;
         e->ready[DIR_IN] = e->ready[DIR_OUT] = 0;

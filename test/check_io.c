@@ -5,6 +5,7 @@
 #include <coro.h>
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -838,6 +840,95 @@ static void *tries_after_short_read(void *arg)
     return NULL;
 }
 
+/* The events this process's epoll set watches on fd (from the epoll fd's
+ * /proc fdinfo), or -1 if fd is not in it.  One epoll set: one scheduler. */
+static long epoll_events_of(int fd)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    long events = -1;
+
+    ck_assert_ptr_nonnull(d);
+    while ((de = readdir(d)) != NULL && events < 0) {
+        char path[64], link[64], line[256];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", de->d_name);
+        ssize_t len = readlink(path, link, sizeof link - 1);
+        if (len < 0)
+            continue;
+        link[len] = '\0';
+        if (strcmp(link, "anon_inode:[eventpoll]") != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/fdinfo/%s", de->d_name);
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        while (fgets(line, sizeof line, f)) {
+            int tfd;
+            unsigned ev;
+            if (sscanf(line, "tfd: %d events: %x", &tfd, &ev) == 2 && tfd == fd)
+                events = (long)ev;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return events;
+}
+
+enum { WATCH_BYTES = 8 << 20 };
+
+static void *drains_late(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    static char buf[65536];
+    size_t n, got = 0;
+
+    coro_sleep(20 * MS); /* the writer waits, its buffer full */
+    result[1] = (int)epoll_events_of(result[7]);
+    while (got < WATCH_BYTES && coro_read(fd, buf, sizeof buf, &n, in_ms(5000)) == 0 && n > 0)
+        got += n;
+    result[2] = got == WATCH_BYTES;
+    return NULL;
+}
+
+static void *reads_then_fills(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char c;
+    size_t n;
+    static char big[WATCH_BYTES];
+
+    /* A read that waits registers the fd, for reading only. */
+    ck_assert_int_eq(coro_read(fd, &c, 1, &n, in_ms(20)), ETIMEDOUT);
+    result[0] = (int)epoll_events_of(fd);
+    /* A write that fills the buffer waits: from now on EPOLLOUT too. */
+    ck_assert_int_eq(coro_write(fd, big, sizeof big, &n, in_ms(5000)), 0);
+    ck_assert_uint_eq(n, sizeof big);
+    result[3] = (int)epoll_events_of(fd);
+    return NULL;
+}
+
+/* An fd is watched for writing only from its first write that blocks:
+ * with EPOLLOUT from the start, every ACK that frees send buffer woke an
+ * idle reactor. */
+START_TEST(writes_watched_once_they_block)
+{
+    int sv[2];
+
+    pair(sv);
+    result[7] = sv[0];
+    spawn(reads_then_fills, (void *)(intptr_t)sv[0]);
+    spawn(drains_late, (void *)(intptr_t)sv[1]);
+    run();
+    ck_assert_int_ne(result[0], -1); /* in the set (EPOLLET is the sign bit) */
+    ck_assert_int_eq(result[0] & EPOLLIN, EPOLLIN);
+    ck_assert_int_eq(result[0] & EPOLLOUT, 0);
+    ck_assert_int_eq(result[1] & EPOLLOUT, EPOLLOUT); /* while the writer waits */
+    ck_assert_int_eq(result[2], 1);
+    ck_assert_int_eq(result[3] & (EPOLLIN | EPOLLOUT), EPOLLIN | EPOLLOUT);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 START_TEST(try_after_short_read)
 {
     lfd = listener(port_s, 4);
@@ -927,6 +1018,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, connect_times_out);
     tcase_add_test(tc, eof_with_the_last_data);
     tcase_add_test(tc, try_after_short_read);
+    tcase_add_test(tc, writes_watched_once_they_block);
     tcase_add_test(tc, listen_on_every_address);
     suite_add_tcase(s, tc);
 

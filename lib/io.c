@@ -7,8 +7,8 @@
  * writing only from its first write that would block (one EPOLL_CTL_MOD
  * then, none for an fd whose writes never block): with EPOLLOUT from the
  * start, every ACK that frees send buffer is an edge, and an idle server
- * woke for each, more than once a response.  Per fd the reactor keeps a FIFO of waiters per direction and
- * a readiness bit per direction: an event sets it, an EAGAIN or a short
+ * woke for each, more than once a response.  Per fd the reactor keeps a
+ * FIFO of waiters per direction and a readiness bit per direction: an event sets it, an EAGAIN or a short
  * transfer clears it, so the call after a short read parks at once instead
  * of paying for an EAGAIN.  An event wakes the first waiter of its
  * direction; a waiter that found the fd still ready passes the wake on, so
@@ -142,11 +142,11 @@ static uint64_t fd_data(int fd, uint32_t gen)
  * EPERM for an fd epoll cannot watch (a regular file), EBADF. */
 static int fd_arm(struct coro__io *io, int fd, struct fdent *e, int out)
 {
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET };
+    const uint32_t base = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    struct epoll_event ev;
 
     if (e->registered) {
-        if (out || e->out)
-            ev.events |= EPOLLOUT;
+        ev.events = base | (out || e->out ? EPOLLOUT : 0);
         ev.data.u64 = fd_data(fd, e->gen);
         if (epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) {
             e->out |= (unsigned char)(out != 0);
@@ -155,11 +155,9 @@ static int fd_arm(struct coro__io *io, int fd, struct fdent *e, int out)
         if (errno != ENOENT)
             return errno;
         e->registered = 0;      /* closed and reused behind our back */
-        if (!out)
-            ev.events &= ~(uint32_t)EPOLLOUT; /* a new file: no writer yet */
-    } else if (out) {
-        ev.events |= EPOLLOUT;
     }
+    /* A new registration: for writing only if a writer waits now. */
+    ev.events = base | (out ? EPOLLOUT : 0);
     if (++e->gen == 0)
         e->gen = 1; /* generation 0 is the reactor's own fds' */
     ev.data.u64 = fd_data(fd, e->gen);
@@ -177,6 +175,13 @@ static int fd_arm(struct coro__io *io, int fd, struct fdent *e, int out)
     e->ready[DIR_IN] = e->ready[DIR_OUT] = 1; /* not known yet */
     e->since = io->now;
     return 0;
+}
+
+/* Whether e is registered and, for a writer (out), watched for EPOLLOUT:
+ * else a wait must fd_arm first. */
+static int fd_watched(const struct fdent *e, int out)
+{
+    return e->registered && (!out || e->out);
 }
 
 /* Wakes the first waiter of e in direction dir (it retries its call). */
@@ -210,7 +215,7 @@ static int fd_park(struct coro__io *io, int fd, unsigned mask, int64_t deadline,
     if (!e)
         return ENOMEM;
     int out = (mask & (1u << DIR_OUT)) != 0;
-    if (!e->registered || (out && !e->out)) {
+    if (!fd_watched(e, out)) {
         if ((r = fd_arm(io, fd, e, out)))
             return r;
         /* The caller just found these directions not ready; an event that
@@ -866,7 +871,7 @@ int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline)
                 break;
             }
             int out = (fds[i].events & POLLOUT) != 0;
-            if ((!e->registered || (out && !e->out)) && (err = fd_arm(io, fds[i].fd, e, out)))
+            if (!fd_watched(e, out) && (err = fd_arm(io, fds[i].fd, e, out)))
                 break;
             for (int d = 0; d < 2; d++) {
                 short want = d == DIR_IN ? (POLLIN | POLLPRI | POLLRDHUP) : POLLOUT;

@@ -874,16 +874,18 @@ static long epoll_events_of(int fd)
 }
 
 enum { WATCH_BYTES = 8 << 20 };
+static int watched[2]; /* [0] is written, [1] drained */
 
 static void *drains_late(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
     static char buf[65536];
     size_t n, got = 0;
 
+    (void)arg;
     coro_sleep(20 * MS); /* the writer waits, its buffer full */
-    result[1] = (int)epoll_events_of(result[7]);
-    while (got < WATCH_BYTES && coro_read(fd, buf, sizeof buf, &n, in_ms(5000)) == 0 && n > 0)
+    result[1] = (int)epoll_events_of(watched[0]);
+    while (got < WATCH_BYTES &&
+           coro_read(watched[1], buf, sizeof buf, &n, in_ms(5000)) == 0 && n > 0)
         got += n;
     result[2] = got == WATCH_BYTES;
     return NULL;
@@ -891,11 +893,12 @@ static void *drains_late(void *arg)
 
 static void *reads_then_fills(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
+    int fd = watched[0];
     char c;
     size_t n;
     static char big[WATCH_BYTES];
 
+    (void)arg;
     /* A read that waits registers the fd, for reading only. */
     ck_assert_int_eq(coro_read(fd, &c, 1, &n, in_ms(20)), ETIMEDOUT);
     result[0] = (int)epoll_events_of(fd);
@@ -911,12 +914,9 @@ static void *reads_then_fills(void *arg)
  * idle reactor. */
 START_TEST(writes_watched_once_they_block)
 {
-    int sv[2];
-
-    pair(sv);
-    result[7] = sv[0];
-    spawn(reads_then_fills, (void *)(intptr_t)sv[0]);
-    spawn(drains_late, (void *)(intptr_t)sv[1]);
+    pair(watched);
+    spawn(reads_then_fills, NULL);
+    spawn(drains_late, NULL);
     run();
     ck_assert_int_ne(result[0], -1); /* in the set (EPOLLET is the sign bit) */
     ck_assert_int_eq(result[0] & EPOLLIN, EPOLLIN);
@@ -924,8 +924,8 @@ START_TEST(writes_watched_once_they_block)
     ck_assert_int_eq(result[1] & EPOLLOUT, EPOLLOUT); /* while the writer waits */
     ck_assert_int_eq(result[2], 1);
     ck_assert_int_eq(result[3] & (EPOLLIN | EPOLLOUT), EPOLLIN | EPOLLOUT);
-    close(sv[0]);
-    close(sv[1]);
+    close(watched[0]);
+    close(watched[1]);
 }
 END_TEST
 

@@ -37,10 +37,10 @@
 
 
 /* Freed tasks a scheduler keeps for reuse: as many as a thread's stack
- * cache keeps stacks (CACHE_MAX, lib/stack.c), so that a burst whose stacks
- * are reused hot does not malloc and free its tasks either (160 KiB at
- * most, the tasks being 160 bytes). */
-#define SPARE_MAX 1024
+ * cache keeps stacks, so that a burst whose stacks are reused hot does not
+ * malloc and free its tasks either (160 KiB at most, the tasks being 160
+ * bytes). */
+#define SPARE_MAX CORO__STACK_CACHE_MAX
 
 #define task_of_timer(tm) \
     ((struct coro__task *)((char *)(tm) - offsetof(struct coro__task, timer)))

@@ -25,7 +25,7 @@
  * no more than CACHE_BYTES of their usable address space: 1024 stacks of
  * the default 256 KiB, none of a stack over 256 MiB (given back at once).
  * A burst beyond that goes back to the pool half a cache at a time. */
-#define CACHE_MAX 1024u
+#define CACHE_MAX CORO__STACK_CACHE_MAX
 #define CACHE_BYTES ((size_t)256 << 20)
 #define RELEASE_BATCH 64                /* ranges per process_madvise call */
 

@@ -83,6 +83,10 @@ struct coro__pool {
 /* Every pool, newest first (read-only outside stack.c). */
 extern struct coro__pool *coro__pools;
 
+/* Stacks of one pool a thread's cache keeps at most (fewer for big
+ * stacks, lib/stack.c). */
+#define CORO__STACK_CACHE_MAX 1024u
+
 /* A thread's cache of stacks, as they are (not given back): a few ways,
  * each for one pool, each bounded (see stack.c).  Zero-initialised. */
 #define CORO__STACK_WAYS 8

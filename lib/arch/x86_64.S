@@ -79,9 +79,16 @@ coro__ctx_swap:
     movq    UC_R13(%rsi), %r13
     movq    UC_R14(%rsi), %r14
     movq    UC_R15(%rsi), %r15
-    /* Loading the FP control registers is slow (ldmxcsr, fldcw stall the
-     * pipeline), and they almost never differ between coroutines: load
-     * only what changed. */
+    /* Loading the FP control registers is slow on some cores (ldmxcsr,
+     * fldcw stall the pipeline), and they almost never differ between
+     * coroutines: load only what changed.  The price is reading back what
+     * stmxcsr just stored, which no load can take early: on an AMD EPYC
+     * that read is most of what this switch costs beyond Boost's fcontext
+     * (14.2 against 10.4 ns a round trip with it and without it, 10.9 for
+     * fcontext's unconditional loads; the x87 word's compare costs
+     * nothing).  Loading unconditionally instead would carry the flags per
+     * coroutine, which costs a hundred times more on the Intel cores that
+     * penalise an ldmxcsr changing a flag (see bench/switch.c). */
     movl    UC_MXCSR(%rsi), %eax
     xorl    UC_MXCSR(%rdi), %eax
     testl   $0xffc0, %eax           /* control bits only: DAZ, masks, RC, FZ */

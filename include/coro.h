@@ -670,9 +670,10 @@ CORO_API int coro_future_wait(coro_future_t *f, void **value, int64_t deadline);
  * waiters with EBADF).  A plain close(2) of a registered fd is tolerated:
  * events of the old file are dropped, and a new fd with the same number
  * is found out at its next EAGAIN, or within about a second by a
- * coroutine already waiting on it.  Only fds libcoro made (coro_accept,
- * coro_tcp_listen, an fd given to coro_connect) may park without trying
- * first after a short transfer; other fds always try the system call.
+ * coroutine already waiting on it.  Only stream sockets libcoro made
+ * (coro_accept, coro_tcp_listen, an fd given to coro_connect) may park
+ * without trying first, and only right after a short transfer; other fds
+ * (message sockets, pipes, fds the user made) always try the system call.
  *
  * Byte counts: *n (never NULL) receives the bytes moved, also when the
  * call fails or times out part way.  EINTR is retried.  Other errors are
@@ -684,7 +685,8 @@ enum { CORO_IN = 1, CORO_OUT = 2 };           /* coro_wait_fd events */
 
 /* Waits until fd is readable (CORO_IN) and/or writable (CORO_OUT), as
  * poll(2) would say; *revents (may be NULL) gets the CORO_IN/CORO_OUT bits
- * that are ready, with both set on an error or hang-up.
+ * that are ready, with both set on an error or hang-up.  It moves no
+ * data: as with poll(2), every coroutine waiting sees the readiness.
  * Returns 0; EINVAL if events has no known bit; EBADF if fd is negative or
  * not open, or is closed by coro_fd_close while waiting; ETIMEDOUT;
  * ECANCELED; EPERM; ENOMEM. */
@@ -727,8 +729,10 @@ CORO_API int coro_connect(int fd, const struct sockaddr *addr, socklen_t addrlen
 
 /* poll(2) that parks: waits until one of fds is ready; *nready (may be
  * NULL) is the number with revents set.  nfds 0 waits for the deadline or
- * a cancel.  Entries with fd < 0 are ignored, as by poll(2).  *nready is
- * left alone when it fails. */
+ * a cancel.  Entries with fd < 0 are ignored, as by poll(2); an entry
+ * with events 0 waits for a hang-up or error (POLLHUP, POLLERR).  Like
+ * coro_wait_fd, it moves no data: every waiter sees the readiness.
+ * *nready is left alone when it fails. */
 CORO_API int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline);
 
 /* Closes fd after waking every coroutine waiting on it with EBADF and

@@ -8,11 +8,14 @@
  * then, none for an fd whose writes never block): with EPOLLOUT from the
  * start, every ACK that frees send buffer is an edge, and an idle server
  * woke for each, more than once a response.  Per fd the reactor keeps a
- * FIFO of waiters per direction and a readiness bit per direction: an event sets it, an EAGAIN or a short
- * transfer clears it, so the call after a short read parks at once instead
- * of paying for an EAGAIN.  An event wakes the first waiter of its
- * direction; a waiter that found the fd still ready passes the wake on, so
- * several acceptors on one listener are served in turn.
+ * FIFO of waiters per direction (and one of coro_poll callers waiting for
+ * a hang-up only) and a readiness bit per direction: an event sets it, an
+ * EAGAIN or a short transfer clears it.  On a stream socket libcoro made,
+ * the call after a short transfer parks at once instead of paying for an
+ * EAGAIN.  An event wakes the first waiter of its direction; a waiter that
+ * found the fd still ready, or that only waited for readiness (coro_poll,
+ * coro_wait_fd), passes the wake on, so several acceptors on one listener
+ * are served in turn and every poller sees the event.
  *
  * The epoll data of an fd is its number and a generation, bumped whenever
  * the reactor forgets the fd: an event of a closed (or closed and reused)
@@ -44,7 +47,10 @@
 #define EVENTS_MAX 256          /* events taken per epoll_pwait2 */
 #define RECHECK_NS 1000000000LL /* a waiter with no event this long: check its fd */
 
-enum { DIR_IN = 0, DIR_OUT = 1 };
+/* The wait lists of an fd: readers, writers, and coro_poll callers that
+ * asked for neither (they wait for a hang-up or an error only, and must
+ * not take the wake of a reader). */
+enum { DIR_IN = 0, DIR_OUT = 1, DIR_HUP = 2 };
 
 /* What the reactor knows of one fd number.  Owned by the reactor. */
 struct fdent {
@@ -52,13 +58,19 @@ struct fdent {
     unsigned char registered;   /* in the epoll set (as far as we know) */
     unsigned char out;          /* watched for EPOLLOUT too */
     unsigned char ready[2];     /* an event came since the last EAGAIN */
+    unsigned char drained[2];   /* a short transfer since the last event:
+                                 * on an owned fd the next call parks
+                                 * without trying */
     unsigned char hup;          /* a hang-up or error was seen: reads stay
                                  * ready (EOF or the error is for good) */
-    unsigned char owned;        /* made by libcoro (accept, listen, connect):
-                                 * a call may park without trying when not
-                                 * ready; other fds always try first, since
-                                 * their number may be a reused one */
-    struct coro__waitq q[2];    /* coroutines waiting per direction, FIFO */
+    unsigned char owned;        /* a stream socket libcoro made (accept,
+                                 * listen, connect): a short transfer means
+                                 * drained.  Not for other fds: a message
+                                 * socket's short read is one message, and
+                                 * a user's fd number may be a reused one */
+    unsigned char kind;         /* a listener's socket type, for what it
+                                 * accepts: 0 not known yet, 1 stream, 2 other */
+    struct coro__waitq q[3];    /* coroutines waiting per DIR_, FIFO */
     int64_t since;              /* when its oldest waiter began, for rechecks */
 };
 
@@ -142,7 +154,7 @@ static uint64_t fd_data(int fd, uint32_t gen)
  * EPERM for an fd epoll cannot watch (a regular file), EBADF. */
 static int fd_arm(struct coro__io *io, int fd, struct fdent *e, int out)
 {
-    const uint32_t base = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    const uint32_t base = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLET;
     struct epoll_event ev;
 
     if (e->registered) {
@@ -155,6 +167,8 @@ static int fd_arm(struct coro__io *io, int fd, struct fdent *e, int out)
         if (errno != ENOENT)
             return errno;
         e->registered = 0;      /* closed and reused behind our back */
+        e->owned = 0;
+        e->kind = 0;
     }
     /* A new registration: for writing only if a writer waits now. */
     ev.events = base | (out ? EPOLLOUT : 0);
@@ -173,6 +187,7 @@ static int fd_arm(struct coro__io *io, int fd, struct fdent *e, int out)
     e->out = (unsigned char)(out != 0);
     e->hup = 0;
     e->ready[DIR_IN] = e->ready[DIR_OUT] = 1; /* not known yet */
+    e->drained[DIR_IN] = e->drained[DIR_OUT] = 0;
     e->since = io->now;
     return 0;
 }
@@ -197,6 +212,7 @@ static void wake_all(struct fdent *e, int result)
 {
     coro__wake_all(&e->q[DIR_IN], result);
     coro__wake_all(&e->q[DIR_OUT], result);
+    coro__wake_all(&e->q[DIR_HUP], result);
 }
 
 /* Parks the caller on fd until it may be ready in one of the directions
@@ -252,21 +268,38 @@ static void pass_on(struct coro__io *io, int fd, int dir)
         wake_first(e, dir);
 }
 
+/* fd said EAGAIN, or a poll said not ready, in dir: no event since. */
 static void clear_ready(struct coro__io *io, int fd, int dir)
 {
     struct fdent *e = fd_known(io, fd);
 
-    if (e && !(dir == DIR_IN && e->hup))
+    if (e && !(dir == DIR_IN && e->hup)) {
         e->ready[dir] = 0;
+        e->drained[dir] = 0;
+    }
 }
 
-/* Whether the call on fd would only say EAGAIN: registered, and no event
- * since the last EAGAIN or short transfer. */
+/* A transfer on fd moved less than asked in dir. */
+static void mark_drained(struct coro__io *io, int fd, int dir)
+{
+    struct fdent *e = fd_known(io, fd);
+
+    if (e && !(dir == DIR_IN && e->hup)) {
+        e->ready[dir] = 0;
+        e->drained[dir] = 1;
+    }
+}
+
+/* Whether the call on fd would only say EAGAIN: an owned stream socket,
+ * registered, with a short transfer and no event since.  Only a short
+ * transfer counts, not an EAGAIN: after an EAGAIN (a timeout, say) the
+ * user may have closed the number with close(2) and reused it, and the
+ * next call must try the new file. */
 static int known_empty(struct coro__io *io, int fd, int dir)
 {
     struct fdent *e = fd_known(io, fd);
 
-    return e && e->registered && e->owned && !e->ready[dir];
+    return e && e->registered && e->owned && e->drained[dir] && !e->ready[dir];
 }
 
 /* ------------------------------------------------------------- reactor */
@@ -296,14 +329,16 @@ static void handle(struct coro__io *io, const struct epoll_event *ev)
         wake_all(e, 0); /* each finds the error or EOF itself */
         return;
     }
-    if (x & (EPOLLIN | EPOLLRDHUP)) {
+    if (x & (EPOLLIN | EPOLLPRI | EPOLLRDHUP)) {
         e->ready[DIR_IN] = 1;
+        e->drained[DIR_IN] = 0;
         if (x & EPOLLRDHUP)
             e->hup = 1; /* the peer's end of file: every read sees it */
         wake_first(e, DIR_IN);
     }
     if (x & EPOLLOUT) {
         e->ready[DIR_OUT] = 1;
+        e->drained[DIR_OUT] = 0;
         wake_first(e, DIR_OUT);
     }
 }
@@ -325,7 +360,8 @@ static void recheck(struct coro__io *io, int64_t now)
         }
         e += fd % FDS_CHUNK;
         if (!e->registered || now - e->since < RECHECK_NS ||
-            (!coro__waitq_first(&e->q[DIR_IN]) && !coro__waitq_first(&e->q[DIR_OUT])))
+            (!coro__waitq_first(&e->q[DIR_IN]) && !coro__waitq_first(&e->q[DIR_OUT]) &&
+             !coro__waitq_first(&e->q[DIR_HUP])))
             continue;
         e->since = now;
         uint32_t gen = e->gen;
@@ -507,7 +543,7 @@ static int op_once(struct coro__io *io, const struct op *o, int dir, size_t want
             if (r >= 0) {
                 *got = (size_t)r;
                 if (want && (size_t)r < want && r > 0)
-                    clear_ready(io, o->fd, dir);
+                    mark_drained(io, o->fd, dir);
                 pass_on(io, o->fd, dir);
                 return 0;
             }
@@ -544,6 +580,14 @@ static size_t iov_len(const struct iovec *iov, int n)
     return t;
 }
 
+/* EINVAL for a call's bad arguments, with *n = 0 as for every failure. */
+static int bad_args(size_t *n)
+{
+    if (n)
+        *n = 0;
+    return EINVAL;
+}
+
 /* Runs o once (reads) and stores the count; the errno-keeping wrapper of
  * every public call. */
 static int run_once(struct op *o, int dir, size_t want, size_t *n, int64_t deadline,
@@ -565,7 +609,7 @@ int coro_read(int fd, void *buf, size_t len, size_t *n, int64_t deadline)
     struct op o = { .kind = OP_READ, .fd = fd, .buf = buf, .len = len };
 
     if (!n || (!buf && len))
-        return EINVAL;
+        return bad_args(n);
     return run_once(&o, DIR_IN, len, n, deadline, "coro_read");
 }
 
@@ -574,7 +618,7 @@ int coro_recv(int fd, void *buf, size_t len, int flags, size_t *n, int64_t deadl
     struct op o = { .kind = OP_RECV, .fd = fd, .buf = buf, .len = len, .flags = flags };
 
     if (!n || (!buf && len))
-        return EINVAL;
+        return bad_args(n);
     return run_once(&o, DIR_IN, (flags & MSG_PEEK) ? 0 : len, n, deadline, "coro_recv");
 }
 
@@ -583,7 +627,7 @@ int coro_readv(int fd, const struct iovec *iov, int iovcnt, size_t *n, int64_t d
     struct op o = { .kind = OP_READV, .fd = fd, .iov = iov, .iovcnt = iovcnt };
 
     if (!n || iovcnt < 0 || (!iov && iovcnt))
-        return EINVAL;
+        return bad_args(n);
     return run_once(&o, DIR_IN, iov_len(iov, iovcnt), n, deadline, "coro_readv");
 }
 
@@ -592,7 +636,7 @@ int coro_recvmsg(int fd, struct msghdr *msg, int flags, size_t *n, int64_t deadl
     struct op o = { .kind = OP_RECVMSG, .fd = fd, .msg = msg, .flags = flags };
 
     if (!n || !msg)
-        return EINVAL;
+        return bad_args(n);
     return run_once(&o, DIR_IN, 0, n, deadline, "coro_recvmsg");
 }
 
@@ -602,7 +646,7 @@ int coro_sendmsg(int fd, const struct msghdr *msg, int flags, size_t *n, int64_t
                     .flags = flags };
 
     if (!n || !msg)
-        return EINVAL;
+        return bad_args(n);
     return run_once(&o, DIR_OUT, 0, n, deadline, "coro_sendmsg");
 }
 
@@ -634,7 +678,7 @@ int coro_write(int fd, const void *buf, size_t len, size_t *n, int64_t deadline)
     struct op o = { .kind = OP_WRITE, .fd = fd, .buf = (void *)buf, .len = len };
 
     if (!n || (!buf && len))
-        return EINVAL;
+        return bad_args(n);
     return write_all(&o, n, deadline, "coro_write");
 }
 
@@ -644,7 +688,7 @@ int coro_send(int fd, const void *buf, size_t len, int flags, size_t *n, int64_t
                     .flags = flags };
 
     if (!n || (!buf && len))
-        return EINVAL;
+        return bad_args(n);
     return write_all(&o, n, deadline, "coro_send");
 }
 
@@ -654,7 +698,7 @@ int coro_writev(int fd, const struct iovec *iov, int iovcnt, size_t *n, int64_t 
     size_t done = 0;
 
     if (!n || iovcnt < 0 || (!iov && iovcnt) || iovcnt > IOV_MAX)
-        return EINVAL;
+        return bad_args(n);
     struct coro__io *io = io_begin(fd, deadline, &err);
     size_t total = iov_len(iov, iovcnt);
     if (io) {
@@ -686,8 +730,9 @@ int coro_writev(int fd, const struct iovec *iov, int iovcnt, size_t *n, int64_t 
 }
 
 /* A new fd the reactor may have a stale entry for (its number was closed
- * with close(2)): forget it. */
-static void fd_fresh(struct coro__io *io, int fd)
+ * with close(2)): forget it.  stream: a stream socket, whose short reads
+ * and writes mean drained. */
+static void fd_fresh(struct coro__io *io, int fd, int stream)
 {
     struct fdent *e = fd_entry(io, fd);
 
@@ -697,7 +742,33 @@ static void fd_fresh(struct coro__io *io, int fd)
     e->out = 0;
     e->hup = 0;
     e->ready[DIR_IN] = e->ready[DIR_OUT] = 0;
-    e->owned = 1;
+    e->drained[DIR_IN] = e->drained[DIR_OUT] = 0;
+    e->owned = (unsigned char)(stream != 0);
+    e->kind = stream ? 1 : 2;
+}
+
+/* Whether fd is a stream socket (an AF_UNIX SOCK_SEQPACKET one is not). */
+static int is_stream(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
+/* The same for what listener lfd accepts, asked once per listener: not
+ * a system call per connection.  The answer is forgotten with the
+ * listener (coro_fd_close, or a re-arm that finds its number reused). */
+static int accepts_streams(struct coro__io *io, int lfd)
+{
+    struct fdent *e = fd_entry(io, lfd);
+
+    if (e && e->kind)
+        return e->kind == 1;
+    int stream = is_stream(lfd);
+    if (e)
+        e->kind = stream ? 1 : 2;
+    return stream;
 }
 
 int coro_accept(int lfd, int *fd, struct sockaddr *addr, socklen_t *addrlen,
@@ -713,7 +784,7 @@ int coro_accept(int lfd, int *fd, struct sockaddr *addr, socklen_t *addrlen,
         if (trying || !known_empty(io, lfd, DIR_IN)) {
             int c = accept4(lfd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (c >= 0) {
-                fd_fresh(io, c);
+                fd_fresh(io, c, accepts_streams(io, lfd));
                 pass_on(io, lfd, DIR_IN);
                 *fd = c;
                 err = 0;
@@ -745,7 +816,7 @@ int coro_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, int64_t
         } else if (errno != EINPROGRESS && errno != EINTR) {
             err = errno;
         } else {
-            fd_fresh(io, fd);
+            fd_fresh(io, fd, is_stream(fd));
             for (;;) {
                 struct pollfd p = { .fd = fd, .events = POLLOUT };
                 if (poll(&p, 1, 0) == 1)
@@ -805,6 +876,12 @@ int coro_wait_fd(int fd, unsigned events, unsigned *revents, int64_t deadline)
         if (r) {
             if (revents)
                 *revents = (unsigned)r;
+            /* It moved nothing: as with poll(2), every waiter sees the
+             * readiness, and a reader behind this one gets its wake. */
+            if (r & CORO_IN)
+                pass_on(io, fd, DIR_IN);
+            if (r & CORO_OUT)
+                pass_on(io, fd, DIR_OUT);
             err = 0;
             break;
         }
@@ -843,7 +920,7 @@ int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline)
         return err;
     struct coro__io *io = coro__io_here(&err);
     struct coro__waiter *w = NULL;
-    if (io && nfds && !(w = malloc(2 * nfds * sizeof *w)))
+    if (io && nfds && !(w = malloc(2 * nfds * sizeof *w))) /* at most 2 lists an fd */
         err = ENOMEM;
     while (io && !err) {
         int r = poll(fds, nfds, 0);
@@ -856,6 +933,12 @@ int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline)
         if (r > 0) {
             if (nready)
                 *nready = r;
+            for (nfds_t i = 0; i < nfds; i++) {
+                if (fds[i].revents & (POLLIN | POLLPRI | POLLRDHUP))
+                    pass_on(io, fds[i].fd, DIR_IN);
+                if (fds[i].revents & POLLOUT)
+                    pass_on(io, fds[i].fd, DIR_OUT);
+            }
             break;
         }
         /* Nothing ready: wait on every fd at once. */
@@ -873,11 +956,15 @@ int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline)
             int out = (fds[i].events & POLLOUT) != 0;
             if (!fd_watched(e, out) && (err = fd_arm(io, fds[i].fd, e, out)))
                 break;
-            for (int d = 0; d < 2; d++) {
-                short want = d == DIR_IN ? (POLLIN | POLLPRI | POLLRDHUP) : POLLOUT;
-                if (!(fds[i].events & want))
+            unsigned lists = (fds[i].events & (POLLIN | POLLPRI | POLLRDHUP) ? 1u << DIR_IN : 0) |
+                             (fds[i].events & POLLOUT ? 1u << DIR_OUT : 0);
+            if (!lists)
+                lists = 1u << DIR_HUP; /* poll(2) reports a hang-up or error anyway */
+            for (int d = 0; d < 3; d++) {
+                if (!(lists & (1u << d)))
                     continue;
-                e->ready[d] = 0;
+                if (d != DIR_HUP)
+                    e->ready[d] = 0;
                 w[n] = (struct coro__waiter){ .wait = &wait };
                 if (!coro__waitq_first(&e->q[d]))
                     e->since = io->now;
@@ -923,8 +1010,10 @@ int coro_fd_close(int fd)
         e->registered = 0;
         e->out = 0;
         e->owned = 0;
+        e->kind = 0;
         e->hup = 0;
         e->ready[DIR_IN] = e->ready[DIR_OUT] = 0;
+        e->drained[DIR_IN] = e->drained[DIR_OUT] = 0;
         e->gen++;
     }
     /* Linux frees the fd even when close says EINTR: never retry. */
@@ -986,7 +1075,7 @@ int coro_tcp_listen(const char *host, const char *port, int backlog, int *fd)
     if (s >= 0) {
         struct coro__sched *sc = coro__sched_current();
         if (sc && sc->io)
-            fd_fresh(sc->io, s);
+            fd_fresh(sc->io, s, 1);
         *fd = s;
         err = 0;
     }

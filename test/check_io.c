@@ -10,9 +10,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -764,6 +767,16 @@ START_TEST(calls_outside_coroutines)
     ck_assert_int_eq(coro_offload(sleeps_then_doubles, NULL, NULL, -1), EPERM);
     ck_assert_int_eq(coro_wait_fd(0, 0, NULL, -1), EINVAL);
     ck_assert_int_eq(coro_read(0, &c, 1, NULL, -1), EINVAL);
+    /* *n is written on every failure, bad arguments included. */
+    n = 777;
+    ck_assert_int_eq(coro_read(0, NULL, 1, &n, -1), EINVAL);
+    ck_assert_uint_eq(n, 0);
+    n = 777;
+    ck_assert_int_eq(coro_writev(1, NULL, 1, &n, -1), EINVAL);
+    ck_assert_uint_eq(n, 0);
+    n = 777;
+    ck_assert_int_eq(coro_recvmsg(0, NULL, 0, &n, -1), EINVAL);
+    ck_assert_uint_eq(n, 0);
     ck_assert_int_eq(errno, 12345);
 }
 END_TEST
@@ -1005,6 +1018,232 @@ START_TEST(listen_on_every_address)
 }
 END_TEST
 
+/* ------------------------------------------------------ readiness waits */
+
+/* Waiting for readiness moves no data: like poll(2), every waiter sees
+ * it, and a reader queued behind a poller still gets its wake (edge
+ * triggering gives one event for all of them). */
+static int rw_sv[2];
+
+static void *waits_fd_in(void *arg)
+{
+    unsigned rev = 0;
+
+    result[(intptr_t)arg] = coro_wait_fd(rw_sv[0], CORO_IN, &rev, in_ms(2000));
+    ck_assert_uint_eq(rev, CORO_IN);
+    return NULL;
+}
+
+static void *polls_in(void *arg)
+{
+    struct pollfd p = { .fd = rw_sv[0], .events = POLLIN };
+    int nr = 0;
+
+    result[(intptr_t)arg] = coro_poll(&p, 1, &nr, in_ms(2000));
+    ck_assert_int_eq(nr, 1);
+    return NULL;
+}
+
+static void *reads_one(void *arg)
+{
+    char c;
+    size_t n;
+
+    result[(intptr_t)arg] = coro_read(rw_sv[0], &c, 1, &n, in_ms(2000));
+    ck_assert_uint_eq(n, 1);
+    return NULL;
+}
+
+static void *writes_one_later(void *arg)
+{
+    (void)arg;
+    coro_sleep(20 * MS);                    /* every waiter is parked */
+    ck_assert_int_eq(write(rw_sv[1], "x", 1), 1);
+    return NULL;
+}
+
+START_TEST(readiness_is_seen_by_every_waiter)
+{
+    pair(rw_sv);
+    for (int i = 0; i < 4; i++)
+        result[i] = -1;
+    spawn(waits_fd_in, (void *)0);
+    spawn(waits_fd_in, (void *)1);
+    spawn(polls_in, (void *)2);
+    spawn(reads_one, (void *)3);            /* last in line */
+    spawn(writes_one_later, NULL);
+    run();
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(result[i], 0);
+    close(rw_sv[0]);
+    close(rw_sv[1]);
+}
+END_TEST
+
+/* coro_poll asking for nothing still ends on a hang-up (poll(2) always
+ * reports POLLHUP), and POLLPRI waits for out-of-band data. */
+static int hup_sv[2], oob_fd[2];
+
+static void *polls_for_nothing(void *arg)
+{
+    struct pollfd p = { .fd = hup_sv[0], .events = 0 };
+    int nr = 0;
+
+    (void)arg;
+    ck_assert_int_eq(coro_poll(&p, 1, &nr, in_ms(2000)), 0);
+    ck_assert_int_eq(nr, 1);
+    ck_assert_int_eq(p.revents & POLLHUP, POLLHUP);
+    return NULL;
+}
+
+static void *writes_then_closes_later(void *arg)
+{
+    (void)arg;
+    coro_sleep(20 * MS);
+    ck_assert_int_eq(write(hup_sv[1], "x", 1), 1); /* not a hang-up: still waits */
+    coro_sleep(20 * MS);
+    ck_assert_int_eq(close(hup_sv[1]), 0);
+    return NULL;
+}
+
+static void *polls_pri(void *arg)
+{
+    struct pollfd p = { .fd = oob_fd[0], .events = POLLPRI };
+    int nr = 0;
+
+    (void)arg;
+    ck_assert_int_eq(coro_poll(&p, 1, &nr, in_ms(2000)), 0);
+    ck_assert_int_eq(p.revents & POLLPRI, POLLPRI);
+    return NULL;
+}
+
+static void *sends_oob_later(void *arg)
+{
+    (void)arg;
+    coro_sleep(20 * MS);
+    ck_assert_int_eq(send(oob_fd[1], "!", 1, MSG_OOB), 1);
+    return NULL;
+}
+
+static void *dials_oob(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_tcp_dial("127.0.0.1", port_s, &oob_fd[1], in_ms(5000)), 0);
+    ck_assert_int_eq(coro_accept(lfd, &oob_fd[0], NULL, NULL, in_ms(5000)), 0);
+    spawn(polls_pri, NULL);
+    spawn(sends_oob_later, NULL);
+    return NULL;
+}
+
+START_TEST(poll_hangup_and_pri)
+{
+    pair(hup_sv);
+    spawn(polls_for_nothing, NULL);
+    spawn(writes_then_closes_later, NULL);
+    run();
+    close(hup_sv[0]);
+
+    lfd = listener(port_s, 4);
+    spawn(dials_oob, NULL);
+    run();
+    coro_fd_close(oob_fd[0]);
+    coro_fd_close(oob_fd[1]);
+    coro_fd_close(lfd);
+}
+END_TEST
+
+/* An fd libcoro made, closed with close(2) after a call that timed out:
+ * a new fd with the same number is tried at once, not parked on as
+ * drained (nothing watches the new file, so no event would come). */
+static void *reuses_a_timed_out_number(void *arg)
+{
+    int c, a, p[2];
+    char buf[16];
+    size_t n;
+
+    (void)arg;
+    ck_assert_int_eq(coro_tcp_dial("127.0.0.1", port_s, &c, in_ms(5000)), 0);
+    ck_assert_int_eq(coro_accept(lfd, &a, NULL, NULL, in_ms(5000)), 0);
+    ck_assert_int_eq(coro_read(a, buf, sizeof buf, &n, in_ms(20)), ETIMEDOUT);
+    ck_assert_int_eq(close(a), 0);
+    ck_assert_int_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    ck_assert_int_eq(p[0], a); /* the lowest free number */
+    ck_assert_int_eq(write(p[1], "hi", 2), 2);
+    int64_t t0 = coro_now();
+    ck_assert_int_eq(coro_read(p[0], buf, sizeof buf, &n, in_ms(3000)), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_lt(coro_now() - t0, 200 * MS); /* not the 1 s recheck */
+    close(p[0]);
+    close(p[1]);
+    coro_fd_close(c);
+    return NULL;
+}
+
+START_TEST(reused_number_after_a_timeout)
+{
+    lfd = listener(port_s, 4);
+    spawn(reuses_a_timed_out_number, NULL);
+    run();
+    coro_fd_close(lfd);
+}
+END_TEST
+
+/* On a message socket a short read is one message, not a drained fd:
+ * the second of two messages is read at once. */
+static struct sockaddr_un seq_addr;
+static socklen_t seq_len;
+
+static void *reads_two_messages(void *arg)
+{
+    int c;
+    char buf[16];
+    size_t n;
+
+    ck_assert_int_eq(coro_accept((int)(intptr_t)arg, &c, NULL, NULL, in_ms(5000)), 0);
+    ck_assert_int_eq(coro_read(c, buf, sizeof buf, &n, in_ms(5000)), 0); /* waits: registers */
+    ck_assert_uint_eq(n, 1);
+    int64_t t0 = coro_now();
+    ck_assert_int_eq(coro_read(c, buf, sizeof buf, &n, in_ms(5000)), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(buf[0], 'b');
+    ck_assert_int_lt(coro_now() - t0, 200 * MS); /* not the 1 s recheck */
+    coro_fd_close(c);
+    return NULL;
+}
+
+static void *sends_two_messages(void *arg)
+{
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    (void)arg;
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(coro_connect(fd, (struct sockaddr *)&seq_addr, seq_len, in_ms(5000)), 0);
+    coro_sleep(20 * MS);                    /* the reader waits first */
+    ck_assert_int_eq(write(fd, "a", 1), 1);
+    ck_assert_int_eq(write(fd, "b", 1), 1);
+    coro_sleep(500 * MS);                   /* no hang-up to wake the reader */
+    coro_fd_close(fd);
+    return NULL;
+}
+
+START_TEST(message_socket_short_reads)
+{
+    int l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    ck_assert_int_ge(l, 0);
+    seq_addr = (struct sockaddr_un){ .sun_family = AF_UNIX };
+    /* An abstract name (sun_path[0] == 0), unique to this process. */
+    int len = snprintf(seq_addr.sun_path + 1, sizeof seq_addr.sun_path - 1, "coro-seq-%d", getpid());
+    seq_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&seq_addr, seq_len), 0);
+    ck_assert_int_eq(listen(l, 4), 0);
+    spawn(reads_two_messages, (void *)(intptr_t)l);
+    spawn(sends_two_messages, NULL);
+    run();
+    coro_fd_close(l);
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
@@ -1031,6 +1270,10 @@ static Suite *io_suite(void)
     tcase_add_test(tc, fd_waiter_is_not_a_deadlock);
     tcase_add_test(tc, yielders_do_not_starve_io);
     tcase_add_test(tc, calls_outside_coroutines);
+    tcase_add_test(tc, readiness_is_seen_by_every_waiter);
+    tcase_add_test(tc, poll_hangup_and_pri);
+    tcase_add_test(tc, reused_number_after_a_timeout);
+    tcase_add_test(tc, message_socket_short_reads);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("offload");

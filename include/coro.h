@@ -829,7 +829,8 @@ CORO_API int coro_pool_create(coro_pool_t **pool, unsigned nthreads);
  * coro_pool_destroy.
  * Returns 0; EINVAL for a NULL pool or fn, or a thread out of range (with
  * co, also an attr not initialised by coro_attr_init); ECANCELED after
- * coro_pool_shutdown (or a coro_shutdown on that thread); ENOMEM.  A
+ * coro_pool_shutdown (or a coro_shutdown on that thread; with CORO_ANY,
+ * on every thread, as closed threads are passed over); ENOMEM.  A
  * coroutine whose stack cannot be had on its thread never runs (and counts
  * as finished). */
 CORO_API int coro_pool_spawn(coro_pool_t *pool, int thread, coro_t **co, coro_fn fn,

@@ -139,6 +139,17 @@ static void *trampoline(void *arg)
     return r;
 }
 
+void coro__pool_never_ran(coro_fn fn, void *arg)
+{
+    if (fn != trampoline)
+        return;
+    struct spawn *sp = arg;
+    struct coro_pool *p = sp->m->pool;
+
+    free(sp);
+    live_done(p);
+}
+
 /* Makes sp's coroutine on this thread, a member of sp's group if it has
  * one, with its handle in *co unless co is NULL (then it is detached).
  * 0, or coro_spawn's error, and sp is dropped. */
@@ -466,9 +477,16 @@ static int spawn_on(coro_pool_t *pool, int thread, coro_group_t *g, coro_t **co,
     if (!pool || !fn || (thread != CORO_ANY && (thread < 0 || (unsigned)thread >= pool->n)))
         return EINVAL;
     int any = thread == CORO_ANY;
-    if (any)
-        thread = (int)(atomic_fetch_add_explicit(&pool->next, 1, memory_order_relaxed) %
-                       pool->n);
+    if (any) {
+        /* Round robin over the threads still open: a coro_shutdown of one
+         * thread's coroutines closes that thread, not the pool. */
+        for (unsigned k = 0; k < pool->n; k++) {
+            thread = (int)(atomic_fetch_add_explicit(&pool->next, 1, memory_order_relaxed) %
+                           pool->n);
+            if (!atomic_load_explicit(&pool->m[thread].closed, memory_order_relaxed))
+                break;
+        }
+    }
     struct member *m = &pool->m[thread];
     int saved = errno;
     struct spawn *sp = malloc(sizeof *sp);

@@ -270,9 +270,15 @@ static int wake_task(struct coro__task *k, int result)
  * consistent, so either the sleeper sees the post or the poster sees the
  * sleeper (the store-load pattern of Dekker's algorithm). */
 
-static long futex(atomic_int *word, int op, int val, const struct timespec *ts)
+/* Leaves errno alone: its callers run in the user's flow (a wait for a
+ * reply from main, a post from any thread), and a futex wait says EAGAIN
+ * or ETIMEDOUT in the normal course. */
+static void futex(atomic_int *word, int op, int val, const struct timespec *ts)
 {
-    return syscall(SYS_futex, word, op, val, ts, NULL, FUTEX_BITSET_MATCH_ANY);
+    int saved = errno;
+
+    syscall(SYS_futex, word, op, val, ts, NULL, FUTEX_BITSET_MATCH_ANY);
+    errno = saved;
 }
 
 void coro__sched_post(struct coro__sched *s, struct coro__node *n)
@@ -670,7 +676,10 @@ void coro__task_no_stack(struct coro__task *k)
         fprintf(stderr, "coro: spawned coroutine #%" PRIu64 " \"%s\" gets no stack "
                 "(ENOMEM): it never runs\n", coro_id(k->co), coro_name(k->co));
     /* Its state stays READY; finish treats it as done with no result. */
+    coro_fn fn = k->co->fn;
+    void *arg = k->co->arg;
     finish(s, k, NULL);
+    coro__pool_never_ran(fn, arg); /* a pool's: the pool stops counting it */
 }
 
 static void dispatch(struct coro__sched *s, struct coro__task *k)

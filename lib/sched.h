@@ -366,6 +366,11 @@ coro__wait_done(struct coro__wait *wait, int result, size_t index)
  * (its coro_join says so). */
 void coro__task_no_stack(struct coro__task *k);
 
+/* A coroutine that got no stack and so never ran fn(arg): if it is a
+ * pool's, the pool frees its spawn record and stops counting it (its
+ * trampoline, which would have done so, never ran). */
+void coro__pool_never_ran(coro_fn fn, void *arg);
+
 /* lib/sched.c: coro__wait_park with a deadline, a pending cancel or a
  * deadlock being broken. */
 int coro__park_slow(struct coro__task *k, struct coro__wait *wait, int64_t deadline,

@@ -183,9 +183,11 @@ void coro__debug_env_reset(void)
 void coro__bell_ring(int fd)
 {
     uint64_t one = 1;
+    int saved = errno; /* rung from the user's flow, on any thread */
 
     while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {
     }
+    errno = saved;
 }
 
 void coro__bell_drain(int fd)

@@ -5,6 +5,7 @@
  * pool thread's scheduler and at objects' modes. */
 #define _GNU_SOURCE
 #include "lib/sync.h"
+#include "lib/sys.h"
 #include <coro.h>
 
 #include <check.h>
@@ -500,8 +501,112 @@ START_TEST(group_home_is_not_an_address)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- edges */
+
+static atomic_int ran_at_all;
+
+static void *marks_ran_at_all(void *arg)
+{
+    (void)arg;
+    atomic_store(&ran_at_all, 1);
+    return NULL;
+}
+
+static void *returns_arg(void *arg)
+{
+    return arg;
+}
+
+/* A pool coroutine whose stack cannot be had never runs and counts as
+ * finished: the pool's wait and destroy do not wait for it. */
+START_TEST(pool_coroutine_without_a_stack)
+{
+    coro_pool_t *p;
+    coro_attr_t attr;
+
+    ck_assert_int_eq(coro_pool_create(&p, 1), 0);
+    /* A first coroutine there maps what every spawn needs (descriptors),
+     * so that the failure below hits the stack at the first run. */
+    ck_assert_int_eq(coro_pool_spawn(p, 0, NULL, returns_arg, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_wait(p, -1), 0);
+    coro_attr_init(&attr);
+    /* A size no cache holds, so its first run must map a new slab. */
+    ck_assert_int_eq(coro_attr_set_stack_size(&attr, 48u << 20), 0);
+    coro__sys_fail(CORO__SYS_MMAP, 1, ENOMEM, 1);
+    ck_assert_int_eq(coro_pool_spawn(p, 0, NULL, marks_ran_at_all, NULL, &attr), 0);
+    int err = coro_pool_wait(p, coro_now() + 5000000000LL);
+    coro__sys_fail(CORO__SYS_MMAP, 0, 0, 0);
+    ck_assert_int_eq(err, 0);
+    ck_assert_int_eq(atomic_load(&ran_at_all), 0);
+    ck_assert_int_eq(coro_pool_destroy(p), 0);
+}
+END_TEST
+
+/* A spawn with a handle from main waits for the pool thread's reply on a
+ * futex, which says EAGAIN when the reply came first: errno stays. */
+START_TEST(far_spawns_leave_errno_alone)
+{
+    coro_pool_t *p;
+
+    ck_assert_int_eq(coro_pool_create(&p, 2), 0);
+    for (int i = 0; i < 200; i++) {
+        coro_t *co;
+        errno = 12345;
+        ck_assert_int_eq(coro_pool_spawn(p, i % 2, &co, returns_arg, NULL, NULL), 0);
+        ck_assert_int_eq(errno, 12345);
+    }
+    ck_assert_int_eq(coro_pool_wait(p, -1), 0);
+    ck_assert_int_eq(coro_pool_destroy(p), 0);
+}
+END_TEST
+
+static void *shuts_its_thread(void *arg)
+{
+    (void)arg;
+    coro_shutdown();
+    return NULL;
+}
+
+static atomic_int any_ran;
+
+static void *counts_any(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&any_ran, 1);
+    return NULL;
+}
+
+/* CORO_ANY passes over a thread that ended its own coroutines: only when
+ * every thread is closed does it say ECANCELED. */
+START_TEST(any_passes_over_closed_threads)
+{
+    coro_pool_t *p;
+
+    ck_assert_int_eq(coro_pool_create(&p, 2), 0);
+    ck_assert_int_eq(coro_pool_spawn(p, 0, NULL, shuts_its_thread, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_wait(p, -1), 0);
+    /* The next spawn onto thread 0 finds it stopping and closes it. */
+    coro_pool_spawn(p, 0, NULL, counts_any, NULL, NULL);
+    ck_assert_int_eq(coro_pool_wait(p, -1), 0);
+    ck_assert_int_eq(coro_pool_spawn(p, 0, NULL, counts_any, NULL, NULL), ECANCELED);
+    atomic_store(&any_ran, 0);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(coro_pool_spawn(p, CORO_ANY, NULL, counts_any, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_wait(p, -1), 0);
+    ck_assert_int_eq(atomic_load(&any_ran), 10);
+    /* Thread 1 closed too: nowhere to go. */
+    ck_assert_int_eq(coro_pool_spawn(p, 1, NULL, shuts_its_thread, NULL, NULL), 0);
+    ck_assert_int_eq(coro_pool_wait(p, -1), 0);
+    coro_pool_spawn(p, 1, NULL, counts_any, NULL, NULL);
+    ck_assert_int_eq(coro_pool_wait(p, -1), 0);
+    ck_assert_int_eq(coro_pool_spawn(p, CORO_ANY, NULL, counts_any, NULL, NULL), ECANCELED);
+    ck_assert_int_eq(coro_pool_destroy(p), 0);
+}
+END_TEST
+
 int main(void)
 {
+
     Suite *su = suite_create("mt");
     TCase *tc = tcase_create("inbox");
     tcase_add_test(tc, burst_to_a_sleeper_rings_once_per_sleep);
@@ -515,6 +620,11 @@ int main(void)
     tcase_add_test(tc, unbound_mutex_and_cond_go_to_the_waiter);
     tcase_add_test(tc, first_calls_race_for_the_claim);
     tcase_add_test(tc, group_home_is_not_an_address);
+    suite_add_tcase(su, tc);
+    tc = tcase_create("edges");
+    tcase_add_test(tc, pool_coroutine_without_a_stack);
+    tcase_add_test(tc, far_spawns_leave_errno_alone);
+    tcase_add_test(tc, any_passes_over_closed_threads);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

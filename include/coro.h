@@ -788,7 +788,9 @@ CORO_API int coro_getaddrinfo(const char *node, const char *service,
 /* Waits for one of the signals in set, as sigwaitinfo(2): the caller
  * blocks them first (pthread_sigmask, in every thread), else they are
  * delivered as usual and never seen here.  *signo (may be NULL) gets the
- * signal.  Served through one signalfd per scheduler.
+ * signal.  Served through one signalfd per scheduler, which watches only
+ * the signals its coroutines are waiting for: a process-directed signal
+ * goes to a thread with a waiter for it, whichever threads waited before.
  * Returns 0; EINVAL if set is NULL or empty of catchable signals;
  * ETIMEDOUT; ECANCELED; EPERM; ENOMEM. */
 CORO_API int coro_signal_wait(const sigset_t *set, int *signo, int64_t deadline);

@@ -1189,6 +1189,36 @@ static int sig_watch(struct coro__io *io, const sigset_t *set)
     return 0;
 }
 
+/* After a waiter left: the signalfd watches only what the waiters left
+ * want, so that a process-directed signal is not read here for nobody
+ * while another thread's coroutine waits for it; a signal already read
+ * that nobody left here wants goes back to the process (kill, not raise:
+ * any thread may take it), as if it had never been read. */
+static void sig_unwatch(struct coro__io *io)
+{
+    sigset_t want;
+
+    sigemptyset(&want);
+    for (struct coro__waiter *w = io->sigq.head; w; w = w->next) {
+        const struct sigwant *sw = w->elem;
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sigismember(sw->set, sig) == 1)
+                sigaddset(&want, sig);
+    }
+    int shrunk = 0;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&io->sigmask, sig) == 1 && sigismember(&want, sig) != 1)
+            shrunk = 1;
+    if (!shrunk || signalfd(io->sigfd, &want, SFD_NONBLOCK | SFD_CLOEXEC) < 0)
+        return;
+    io->sigmask = want;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&io->sigpending, sig) == 1 && sigismember(&want, sig) != 1) {
+            sigdelset(&io->sigpending, sig);
+            kill(getpid(), sig);
+        }
+}
+
 int coro_signal_wait(const sigset_t *set, int *signo, int64_t deadline)
 {
     int saved = errno, err, sig = 0;
@@ -1214,6 +1244,7 @@ int coro_signal_wait(const sigset_t *set, int *signo, int64_t deadline)
             io->waiting--;
             sig = want.signo;
         }
+        sig_unwatch(io);
         if (!err && signo)
             *signo = sig;
     }

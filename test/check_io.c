@@ -679,6 +679,59 @@ START_TEST(signal_wait)
 }
 END_TEST
 
+/* A thread whose coroutine stopped waiting for a signal does not read it
+ * for nobody: the process's signal goes to the thread still waiting. */
+static sigset_t usr1;
+static atomic_int long_wait_result;
+
+static void *waits_briefly(void *arg)
+{
+    int sig;
+
+    (void)arg;
+    ck_assert_int_eq(coro_signal_wait(&usr1, &sig, in_ms(10)), ETIMEDOUT);
+    coro_sleep(400 * MS);                   /* its reactor stays, idle */
+    return NULL;
+}
+
+static void *waits_long(void *arg)
+{
+    int sig = 0;
+
+    (void)arg;
+    int err = coro_signal_wait(&usr1, &sig, in_ms(3000));
+    atomic_store(&long_wait_result, err == 0 && sig == SIGUSR1 ? 0 : err ? err : -1);
+    return NULL;
+}
+
+static void *runs_on_a_thread(void *arg)
+{
+    spawn(arg ? waits_long : waits_briefly, NULL);
+    run();
+    return NULL;
+}
+
+START_TEST(signal_goes_to_the_thread_that_waits)
+{
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &usr1, NULL), 0);
+    for (int round = 0; round < 5; round++) {
+        pthread_t a, b;
+        atomic_store(&long_wait_result, -2);
+        ck_assert_int_eq(pthread_create(&a, NULL, runs_on_a_thread, NULL), 0);
+        ck_assert_int_eq(pthread_create(&b, NULL, runs_on_a_thread, (void *)1), 0);
+        usleep(100 * 1000);                 /* a's wait has timed out, b waits */
+        ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+        ck_assert_int_eq(pthread_join(b, NULL), 0);
+        ck_assert_int_eq(pthread_join(a, NULL), 0);
+        int r = atomic_load(&long_wait_result);
+        ck_assert_int_eq(r, 0);
+    }
+}
+END_TEST
+
+
 /* --------------------------------------------------------------- liveness */
 
 /* A coroutine waiting on an fd with no deadline is not deadlocked: another
@@ -1281,6 +1334,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, offload_runs_even_when_late);
     tcase_add_test(tc, getaddrinfo_localhost);
     tcase_add_test(tc, signal_wait);
+    tcase_add_test(tc, signal_goes_to_the_thread_that_waits);
     suite_add_tcase(s, tc);
     return s;
 }

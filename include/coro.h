@@ -675,6 +675,10 @@ CORO_API int coro_future_wait(coro_future_t *f, void **value, int64_t deadline);
  * without trying first, and only right after a short transfer; other fds
  * (message sockets, pipes, fds the user made) always try the system call.
  *
+ * After fork(2) the child's thread gets a reactor of its own (the
+ * parent's epoll set is not shared): its coroutines that were waiting on
+ * an fd retry their calls there, and offloads in flight return ECANCELED.
+ *
  * Byte counts: *n (never NULL) receives the bytes moved, also when the
  * call fails or times out part way.  EINTR is retried.  Other errors are
  * those of the system call (ECONNRESET, EPIPE, ...).  As with write(2),

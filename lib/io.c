@@ -34,6 +34,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -79,6 +80,14 @@ static struct coro__io *io_of(struct coro__sched *s)
     return s->io;
 }
 
+static void fork_child(void);
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_init(void)
+{
+    (void)pthread_atfork(NULL, NULL, fork_child); /* only ENOMEM */
+}
+
 struct coro__io *coro__io_here(int *err)
 {
     struct coro__sched *s = coro__sched_current();
@@ -104,6 +113,7 @@ struct coro__io *coro__io_here(int *err)
         io->postfd = -1;
         io->now = coro_now();
         s->io = io;
+        pthread_once(&fork_once, fork_init);
     }
     return s->io;
 }
@@ -431,6 +441,52 @@ void coro__io_poll(struct coro__sched *s, int64_t deadline)
         io->now = coro_now(); /* it may have slept */
     for (int i = 0; i < n; i++)
         handle(io, &evs[i]);
+}
+
+/* In the child of a fork, on the thread that forked (the child's only
+ * one): its reactor's epoll instance and doorbells are the parent's too,
+ * so a parent idling in epoll_wait would take the child's events (and
+ * the child's epoll_ctl change the parent's set).  The child gets its own;
+ * every fd is forgotten (a new generation) and its waiters retry their
+ * calls, which register the fd again in the new set. */
+static void fork_child(void)
+{
+    struct coro__sched *s = coro__sched_current();
+    struct coro__io *io = s ? s->io : NULL;
+
+    if (!io)
+        return;
+    int saved = errno;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep >= 0) {
+        close(io->epfd);
+        io->epfd = ep;
+    }
+    if (io->postfd >= 0) {
+        close(io->postfd);
+        io->postfd = -1;
+        s->bell = -1; /* made again when another thread may post */
+    }
+    coro__offload_fork_child(io);
+    if (io->sigfd >= 0 && coro__io_watch(io, io->sigfd) != 0) {
+        close(io->sigfd); /* made again by the next coro_signal_wait */
+        io->sigfd = -1;
+        sigemptyset(&io->sigmask);
+    }
+    for (size_t c = 0; c < io->nchunks; c++)
+        for (size_t i = 0; io->chunks[c] && i < FDS_CHUNK; i++) {
+            struct fdent *e = &io->chunks[c][i];
+            if (!e->registered)
+                continue;
+            e->registered = 0;
+            e->out = 0;
+            e->drained[DIR_IN] = e->drained[DIR_OUT] = 0;
+            e->ready[DIR_IN] = e->ready[DIR_OUT] = 1;
+            if (++e->gen == 0)
+                e->gen = 1;
+            wake_all(e, 0); /* each retries its call */
+        }
+    errno = saved;
 }
 
 int coro__io_alive(const struct coro__sched *s)

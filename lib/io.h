@@ -43,6 +43,10 @@ int coro__io_watch(struct coro__io *io, int fd);
 
 /* lib/offload.c: the doorbell rang: end the waits of finished jobs. */
 void coro__offload_drain(struct coro__io *io);
+/* lib/offload.c: in the child of a fork: the waits for jobs the parent's
+ * threads run end with ECANCELED, and the reactor forgets the parent's
+ * completion box (a new one is made on the next offload). */
+void coro__offload_fork_child(struct coro__io *io);
 /* lib/offload.c: thread exit: jobs still running finish into nothing. */
 void coro__offload_detach(struct coro__io *io);
 /* lib/io.c: the signalfd is readable. */

@@ -32,6 +32,8 @@ struct job {
     struct coro__offload_box *box;  /* where it goes when done */
     struct coro__wait *wait;        /* the caller's, while it waits; NULL once
                                      * it gave up (owner: the caller's thread) */
+    struct job *wprev, *wnext;      /* in its box's waited list while the
+                                     * caller waits (the caller's thread) */
 };
 
 /* A scheduler's completion box.  Shared by the reactor and the pool. */
@@ -40,6 +42,8 @@ struct coro__offload_box {
     struct job *done;               /* finished jobs, newest first */
     size_t refs;                    /* the reactor (until detached) + jobs running */
     int bellfd;                     /* eventfd; closed with the box */
+    struct job *waited;             /* jobs whose caller waits: touched by
+                                     * the reactor's thread only, for a fork */
 };
 
 static struct {
@@ -230,6 +234,24 @@ void coro__offload_drain(struct coro__io *io)
     }
 }
 
+void coro__offload_fork_child(struct coro__io *io)
+{
+    struct coro__offload_box *b = io->box;
+
+    if (!b)
+        return;
+    /* The parent's threads run these jobs and ring the parent's doorbell:
+     * nothing here would ever end these waits.  The box (its jobs, its
+     * references, its lock, which a parent's worker may have held) is the
+     * parent's: this copy is left as it is. */
+    for (struct job *j = b->waited; j; j = j->wnext)
+        if (j->wait && coro__wait_claim(j->wait))
+            coro__wait_done(j->wait, ECANCELED, 0);
+    close(b->bellfd);
+    io->box = NULL;
+    io->bellfd = -1;
+}
+
 void coro__offload_detach(struct coro__io *io)
 {
     if (io->box) {
@@ -270,7 +292,18 @@ static int offload_run(struct job *j, int64_t deadline, const char *what)
         return err;
     }
     io->offloads++;
+    j->wprev = NULL;
+    j->wnext = b->waited;
+    if (b->waited)
+        b->waited->wprev = j;
+    b->waited = j;
     err = coro__wait_park(&wait, deadline, CORO__WAIT_PLAIN, what);
+    if (j->wprev)
+        j->wprev->wnext = j->wnext;
+    else
+        b->waited = j->wnext;
+    if (j->wnext)
+        j->wnext->wprev = j->wprev;
     io->offloads--;
     /* Claimed either way: by the drain (0; the caller frees j) or by the
      * deadline or a cancel (the drain frees j when the job is done). */

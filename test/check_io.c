@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -731,6 +732,100 @@ START_TEST(signal_goes_to_the_thread_that_waits)
 }
 END_TEST
 
+/* The child of a fork gets a reactor of its own: the parent, idle in its
+ * epoll_wait meanwhile, takes none of the child's events, and an offload
+ * the parent's threads were running ends with ECANCELED in the child
+ * instead of waiting for ever. */
+static int fork_inflight = -1;
+
+static void *sleeps_300ms(void *arg)
+{
+    usleep(300 * 1000);
+    return arg;
+}
+
+static void *offloads_across_the_fork(void *arg)
+{
+    (void)arg;
+    fork_inflight = coro_offload(sleeps_300ms, NULL, NULL, in_ms(3000));
+    return NULL;
+}
+
+static int child_sv[2];
+
+static void *child_writer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        coro_sleep(5 * MS);
+        if (write(child_sv[1], "x", 1) != 1)
+            _exit(10);
+    }
+    return NULL;
+}
+
+/* The child's checks; its exit status says which failed. */
+static void *child_main(void *arg)
+{
+    char b;
+    size_t n;
+    void *r = NULL;
+    int bad = 0;
+
+    (void)arg;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, child_sv) != 0)
+        _exit(11);
+    spawn(child_writer, NULL);
+    for (int i = 0; i < 20; i++)
+        if (coro_read(child_sv[0], &b, 1, &n, in_ms(1000)) != 0 || n != 1)
+            bad |= 1;
+    if (coro_offload(sleeps_then_doubles, (void *)4, &r, in_ms(2000)) != 0 || r != (void *)8)
+        bad |= 2;
+    coro_sleep(5 * MS); /* the cancelled offload's coroutine has run */
+    if (fork_inflight != ECANCELED)
+        bad |= 4;
+    _exit(bad);
+}
+
+static void *forks(void *arg)
+{
+    int sv[2], status;
+    char b;
+    size_t n;
+
+    (void)arg;
+    pair(sv);
+    /* The parent's reactor watches an fd, and an offload is in flight. */
+    ck_assert_int_eq(coro_read(sv[0], &b, 1, &n, in_ms(10)), ETIMEDOUT);
+    spawn(offloads_across_the_fork, NULL);
+    coro_sleep(20 * MS);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        spawn(child_main, NULL);
+        coro_sleep(60 * 1000 * MS); /* child_main exits first */
+        _exit(12);
+    }
+    pid_t w;
+    while ((w = waitpid(pid, &status, WNOHANG)) == 0)
+        coro_sleep(20 * MS); /* idle in the shared epoll meanwhile */
+    ck_assert_int_eq(w, pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+START_TEST(fork_child_has_its_own_reactor)
+{
+    spawn(forks, NULL);
+    run();
+    ck_assert_int_eq(fork_inflight, 0); /* in the parent the job ran */
+}
+END_TEST
+
+
 
 /* --------------------------------------------------------------- liveness */
 
@@ -1335,6 +1430,7 @@ static Suite *io_suite(void)
     tcase_add_test(tc, getaddrinfo_localhost);
     tcase_add_test(tc, signal_wait);
     tcase_add_test(tc, signal_goes_to_the_thread_that_waits);
+    tcase_add_test(tc, fork_child_has_its_own_reactor);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -318,8 +318,10 @@ int coro_offload(void *(*fn)(void *), void *arg, void **result, int64_t deadline
     if (!fn)
         return EINVAL;
     struct job *j = calloc(1, sizeof *j);
-    if (!j)
+    if (!j) {
+        errno = saved;
         return ENOMEM;
+    }
     j->fn = fn;
     j->arg = arg;
     err = offload_run(j, deadline, "coro_offload");

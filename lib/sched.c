@@ -898,17 +898,19 @@ int coro_join(coro_t *co, void **result, int64_t deadline)
     for (struct coro__task *x = k; x; x = x->joining)
         if (x == self)
             return EDEADLK;
+    struct coro__wait wait;
+    coro__wait_init(&wait, self->co);
+    /* Checked and taken under one lock, as join_far does: with two, a
+     * join from another thread could come between them. */
     task_lock(k);
     int busy = k->detached || k->joiner;
+    int waits = !busy && !k->finished;
+    if (waits)
+        k->joiner = &wait;
     task_unlock(k);
     if (busy)
         return EINVAL;
-    if (!k->finished) {
-        struct coro__wait wait;
-        coro__wait_init(&wait, self->co);
-        task_lock(k);
-        k->joiner = &wait;
-        task_unlock(k);
+    if (waits) {
         self->joining = k;
         int err = coro__wait_park(&wait, deadline, CORO__WAIT_JOIN, "coro_join");
         self->joining = NULL;

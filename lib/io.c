@@ -1012,8 +1012,8 @@ int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline)
             int out = (fds[i].events & POLLOUT) != 0;
             if (!fd_watched(e, out) && (err = fd_arm(io, fds[i].fd, e, out)))
                 break;
-            unsigned lists = (fds[i].events & (POLLIN | POLLPRI | POLLRDHUP) ? 1u << DIR_IN : 0) |
-                             (fds[i].events & POLLOUT ? 1u << DIR_OUT : 0);
+            unsigned lists = ((fds[i].events & (POLLIN | POLLPRI | POLLRDHUP)) ? 1u << DIR_IN : 0) |
+                             ((fds[i].events & POLLOUT) ? 1u << DIR_OUT : 0);
             if (!lists)
                 lists = 1u << DIR_HUP; /* poll(2) reports a hang-up or error anyway */
             for (int d = 0; d < 3; d++) {

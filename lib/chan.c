@@ -11,6 +11,7 @@
  * remote.  A select over shared channels locks them all, in address
  * order, so two selects cannot each hold one and wait for the other. */
 #include "sync.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -40,7 +41,7 @@ int coro_chan_create(coro_chan_t **ch, size_t elem_size, size_t cap)
     struct coro__sched *home = coro__sched_here();
     if (!home)
         return ENOMEM;
-    c = calloc(1, sizeof *c + elem_size * cap);
+    c = coro__calloc(1, sizeof *c + elem_size * cap);
     if (!c)
         return ENOMEM;
     coro__sync_init(&c->o, home, &c->sendq, &c->recvq);
@@ -348,7 +349,7 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
     if ((r = coro__sync_wait_check(coro__sched_current(), deadline, &self)))
         return r;
     struct coro_chan *locals[SELECT_LOCAL], **locked = locals;
-    if (shared > SELECT_LOCAL && !(locked = malloc(shared * sizeof *locked)))
+    if (shared > SELECT_LOCAL && !(locked = coro__malloc(shared * sizeof *locked)))
         return ENOMEM;
     size_t nlocked = shared ? lock_all(clauses, n, locked) : 0;
 
@@ -382,7 +383,7 @@ int coro_select(const coro_select_clause_t *clauses, size_t n,
         return r;
     }
 
-    if (n > SELECT_LOCAL && !(w = malloc(n * sizeof *w))) {
+    if (n > SELECT_LOCAL && !(w = coro__malloc(n * sizeof *w))) {
         release(locked, nlocked, locals);
         return ENOMEM;
     }

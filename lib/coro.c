@@ -1,6 +1,7 @@
 /* coro: create, resume, yield, destroy (see include/coro.h). */
 #define _GNU_SOURCE
 #include "coroutine.h"
+#include "sys.h"
 #include "registry.h"
 
 #include <errno.h>
@@ -97,7 +98,7 @@ static __attribute__((noinline, cold)) int thread_init(struct coro__thread **out
     if (err)
         coro__debug_note("coro: no thread-specific key left (pthread_key_create "
                          "failed): every create and resume fails with EAGAIN\n");
-    if (!err && !(t = calloc(1, sizeof *t)))
+    if (!err && !(t = coro__calloc(1, sizeof *t)))
         err = ENOMEM;
     if (!err && (err = pthread_setspecific(thread_key, t)) != 0) {
         free(t);

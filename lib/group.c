@@ -270,14 +270,14 @@ int coro_group_destroy(coro_group_t *g)
     /* Not cancellable: a cancel of the caller meanwhile stays pending for
      * its next wait.  Only the last stage of breaking a deadlock ends it,
      * when the members can never finish. */
-    err = group_wait(g, -1, CORO__WAIT_RELOCK);
+    (void)group_wait(g, -1, CORO__WAIT_RELOCK); /* how it ended: g->live says */
     coro__sync_enter(&g->o);
     size_t live = g->live;
     if (live)
         g->closing = 0; /* a deadlock broken: g stays, as it was */
     coro__sync_leave(&g->o);
     if (live)
-        return err ? err : EDEADLK;
+        return EDEADLK; /* not the breaking's ECANCELED that ended the wait */
     coro__sync_release(&g->o);
     return 0;
 }

@@ -97,7 +97,7 @@ struct coro__io *coro__io_here(int *err)
         return NULL;
     }
     if (!s->io) {
-        struct coro__io *io = calloc(1, sizeof *io);
+        struct coro__io *io = coro__calloc(1, sizeof *io);
         if (!io) {
             *err = ENOMEM;
             return NULL;
@@ -131,14 +131,14 @@ static struct fdent *fd_entry(struct coro__io *io, int fd)
         size_t n = io->nchunks ? io->nchunks : 4;
         while (n <= c)
             n *= 2;
-        struct fdent **t = realloc(io->chunks, n * sizeof *t);
+        struct fdent **t = coro__realloc(io->chunks, n * sizeof *t);
         if (!t)
             return NULL;
         memset(t + io->nchunks, 0, (n - io->nchunks) * sizeof *t);
         io->chunks = t;
         io->nchunks = n;
     }
-    if (!io->chunks[c] && !(io->chunks[c] = calloc(FDS_CHUNK, sizeof(struct fdent))))
+    if (!io->chunks[c] && !(io->chunks[c] = coro__calloc(FDS_CHUNK, sizeof(struct fdent))))
         return NULL;
     return &io->chunks[c][(size_t)fd % FDS_CHUNK];
 }
@@ -976,7 +976,7 @@ int coro_poll(struct pollfd *fds, nfds_t nfds, int *nready, int64_t deadline)
         return err;
     struct coro__io *io = coro__io_here(&err);
     struct coro__waiter *w = NULL;
-    if (io && nfds && !(w = malloc(2 * nfds * sizeof *w))) /* at most 2 lists an fd */
+    if (io && nfds && !(w = coro__malloc(2 * nfds * sizeof *w))) /* at most 2 lists an fd */
         err = ENOMEM;
     while (io && !err) {
         int r = poll(fds, nfds, 0);

@@ -8,6 +8,7 @@
  * coroutine's values, and the thread's own flow's, are an array indexed
  * by slot, made at its first set and freed when it finishes. */
 #include "coroutine.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -118,7 +119,7 @@ int coro_setspecific(coro_key_t key, const void *value)
         while (want <= i)
             want *= 2;
         int saved = errno;
-        struct coro__keys *grown = realloc(ks, sizeof *ks + want * sizeof ks->v[0]);
+        struct coro__keys *grown = coro__realloc(ks, sizeof *ks + want * sizeof ks->v[0]);
         errno = saved;
         if (!grown)
             return ENOMEM;

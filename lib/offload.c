@@ -187,7 +187,7 @@ static struct coro__offload_box *box_get(struct coro__io *io, int *err)
 {
     if (io->box)
         return io->box;
-    struct coro__offload_box *b = calloc(1, sizeof *b);
+    struct coro__offload_box *b = coro__calloc(1, sizeof *b);
     if (!b) {
         *err = ENOMEM;
         return NULL;
@@ -317,7 +317,7 @@ int coro_offload(void *(*fn)(void *), void *arg, void **result, int64_t deadline
 
     if (!fn)
         return EINVAL;
-    struct job *j = calloc(1, sizeof *j);
+    struct job *j = coro__calloc(1, sizeof *j);
     if (!j) {
         errno = saved;
         return ENOMEM;
@@ -374,8 +374,8 @@ int coro_getaddrinfo(const char *node, const char *service, const struct addrinf
 
     if (!res || (!node && !service))
         return EINVAL;
-    struct gai *g = calloc(1, sizeof *g);
-    struct job *j = calloc(1, sizeof *j);
+    struct gai *g = coro__calloc(1, sizeof *g);
+    struct job *j = coro__calloc(1, sizeof *j);
     if (!g || !j || (node && !(g->node = strdup(node))) ||
         (service && !(g->service = strdup(service)))) {
         if (g)

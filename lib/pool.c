@@ -407,7 +407,7 @@ int coro_pool_create(coro_pool_t **pool, unsigned nthreads)
     if (!pool || nthreads == 0 || nthreads > POOL_MAX)
         return EINVAL;
     int saved = errno, err = 0;
-    struct coro_pool *p = calloc(1, sizeof *p + nthreads * sizeof p->m[0]);
+    struct coro_pool *p = coro__calloc(1, sizeof *p + nthreads * sizeof p->m[0]);
     if (!p) {
         errno = saved;
         return ENOMEM;
@@ -489,7 +489,7 @@ static int spawn_on(coro_pool_t *pool, int thread, coro_group_t *g, coro_t **co,
     }
     struct member *m = &pool->m[thread];
     int saved = errno;
-    struct spawn *sp = malloc(sizeof *sp);
+    struct spawn *sp = coro__malloc(sizeof *sp);
     errno = saved;
     if (!sp)
         return ENOMEM;

@@ -421,7 +421,7 @@ int coro_spawn(coro_t **out, coro_fn fn, void *arg, const coro_attr_t *attr)
     if (k) {
         s->spare = k->next;
         s->nspare--;
-    } else if (!(k = malloc(sizeof *k))) {
+    } else if (!(k = coro__malloc(sizeof *k))) {
         return ENOMEM;
     }
     coro_t *co;
@@ -802,12 +802,14 @@ int coro__sched_run_until(int (*done)(void *), void *arg)
     if (!s)
         return 0;
     int err = loop(s, done, arg);
-    if (!s->live) {
-        run_end(s);
+    if (!done) {
+        run_end(s); /* the end of a coro_run: nothing is live */
     } else {
-        /* Stopped for done(arg) with others left (a group waited for from
-         * the own flow): a deadlock broken meanwhile is over. */
-        s->drain = 0;
+        /* Stopped for done(arg) (a group waited for from the own flow),
+         * maybe with others left: a deadlock broken meanwhile is over, but
+         * not a coro_shutdown, and the finished tasks' handles stay for
+         * their joiners until the coro_run that ends. */
+        s->drain = s->stopping;
         s->deadlocked = 0;
     }
     return err;
@@ -964,7 +966,7 @@ static int cancel_far(struct coro__task *k)
     if (!k->s->pooled)
         return EPERM;
     int saved = errno;
-    struct far_cancel *c = malloc(sizeof *c);
+    struct far_cancel *c = coro__malloc(sizeof *c);
     errno = saved;
     if (!c)
         return ENOMEM;

@@ -160,7 +160,7 @@ static struct coro__pool *pool_for(size_t usable, size_t guard)
     coro__stack_atfork();
     pthread_mutex_lock(&pools_lock);
     p = pool_lookup(usable, guard);
-    if (!p && (p = calloc(1, sizeof *p))) {
+    if (!p && (p = coro__calloc(1, sizeof *p))) {
         p->usable = usable;
         p->guard = guard;
         p->stride = guard + usable;
@@ -318,7 +318,7 @@ static struct coro__slab *slab_map(struct coro__pool *p)
 
     size_t desc_len = round_up(p->per_slab * sizeof *s->desc, page());
     int new_desc = 0;
-    if (fresh && !(s = calloc(1, sizeof *s)))
+    if (fresh && !(s = coro__calloc(1, sizeof *s)))
         return NULL;
     if (!s->desc) {
         new_desc = 1;

@@ -25,6 +25,7 @@
 #define CORO_SYNC_H
 
 #include "sched.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -229,7 +230,7 @@ static inline void *coro__sync_new(size_t size, size_t q0)
     struct coro__sched *home = coro__sched_here();
     struct coro__sync *o;
 
-    if (!home || !(o = calloc(1, size)))
+    if (!home || !(o = coro__calloc(1, size)))
         return NULL;
     coro__sync_init(o, home, q0 ? (struct coro__waitq *)((char *)o + q0) : NULL, NULL);
     return o;

@@ -197,3 +197,30 @@ void coro__bell_drain(int fd)
     while (read(fd, &n, sizeof n) < 0 && errno == EINTR) {
     }
 }
+
+void *coro__malloc(size_t size)
+{
+    int saved = errno;
+    void *p = malloc(size);
+
+    errno = saved;
+    return p;
+}
+
+void *coro__calloc(size_t n, size_t size)
+{
+    int saved = errno;
+    void *p = calloc(n, size);
+
+    errno = saved;
+    return p;
+}
+
+void *coro__realloc(void *old, size_t size)
+{
+    int saved = errno;
+    void *p = realloc(old, size);
+
+    errno = saved;
+    return p;
+}

@@ -35,6 +35,12 @@ int coro__sys_madvise_vec(const struct iovec *iov, size_t n, int advice);
 void coro__sys_madvise_vec_enable(int on);
 int coro__sys_mprotect(void *addr, size_t len, int prot);
 
+/* malloc, calloc and realloc that leave errno alone: the public calls
+ * report ENOMEM in their result, never in errno. */
+void *coro__malloc(size_t size);
+void *coro__calloc(size_t n, size_t size);
+void *coro__realloc(void *p, size_t size);
+
 /* For tests: the nth call of op from now (1 = the next one) on any thread
  * fails with err, and every later one too if sticky.  nth 0 disarms. */
 void coro__sys_fail(enum coro__sys_op op, long nth, int err, int sticky);

@@ -2,6 +2,7 @@
  * include/coro.h, "timers"). */
 #define _GNU_SOURCE
 #include "timer.h"
+#include "sys.h"
 #include "sched.h"
 
 #include <errno.h>
@@ -62,7 +63,7 @@ int coro__timers_reserve(struct coro__timers *h, size_t n)
     size_t cap = h->cap ? h->cap : 64;
     while (cap < n)
         cap *= 2;
-    struct coro__timer_entry *v = realloc(h->v, cap * sizeof *v);
+    struct coro__timer_entry *v = coro__realloc(h->v, cap * sizeof *v);
     if (!v)
         return ENOMEM;
     h->v = v;

@@ -1315,7 +1315,9 @@ START_TEST(misuse_einval)
     ck_assert_int_eq(coro_chan_create(NULL, 1, 1), EINVAL);
     ck_assert_int_eq(coro_chan_create(&c, SIZE_MAX / 2, 3), EINVAL);
     ck_assert_int_eq(coro_chan_create(&c, 1, SIZE_MAX - 8), EINVAL);
+    errno = 4242;
     ck_assert_int_eq(coro_chan_create(&c, 1, SIZE_MAX / 4), ENOMEM); /* 4 EiB */
+    ck_assert_int_eq(errno, 4242);                  /* ENOMEM is the result only */
     ck_assert_int_eq(coro_chan_destroy(NULL), EINVAL);
     ck_assert_int_eq(coro_chan_close(NULL), EINVAL);
     ck_assert_int_eq(coro_mutex_create(NULL), EINVAL);
@@ -2290,6 +2292,119 @@ START_TEST(shutdown_ends_the_run)
     group_objects_free();
 }
 END_TEST
+/* coro_group_wait from the thread's own flow runs the scheduler until the
+ * group is empty: a finished member's handle stays for its joiner (it is
+ * freed when a coro_run ends, not this wait), and a coro_shutdown made
+ * meanwhile still holds in the coro_run that follows. */
+static coro_group_t *gw_group;
+static coro_t *gw_handle;
+static int gw_join = -1;
+static void *gw_result;
+static int gw_sleeps[3] = { -1, -1, -1 };
+
+static void *returns_marker(void *arg)
+{
+    (void)arg;
+    return (void *)0x1234;
+}
+
+static void *joins_the_member(void *arg)
+{
+    (void)arg;
+    gw_join = coro_join(gw_handle, &gw_result, -1);
+    return NULL;
+}
+
+START_TEST(group_wait_from_main_keeps_handles)
+{
+    ck_assert_int_eq(coro_group_create(&gw_group), 0);
+    ck_assert_int_eq(coro_group_spawn(gw_group, &gw_handle, returns_marker, NULL, NULL), 0);
+    ck_assert_int_eq(coro_group_wait(gw_group, -1), 0);
+    spawn(joins_the_member, NULL);
+    run();
+    ck_assert_int_eq(gw_join, 0);
+    ck_assert_ptr_eq(gw_result, (void *)0x1234);
+    ck_assert_int_eq(coro_group_destroy(gw_group), 0);
+}
+END_TEST
+
+static void *sleeps_three_times(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++)
+        gw_sleeps[i] = coro_sleep(50 * MS);
+    return NULL;
+}
+
+static void *shuts_down_soon(void *arg)
+{
+    (void)arg;
+    coro_sleep(1000);
+    ck_assert_int_eq(coro_shutdown(), 0);
+    return NULL;
+}
+
+START_TEST(shutdown_during_group_wait_holds)
+{
+    ck_assert_int_eq(coro_group_create(&gw_group), 0);
+    spawn(sleeps_three_times, NULL);
+    ck_assert_int_eq(coro_group_spawn(gw_group, NULL, shuts_down_soon, NULL, NULL), 0);
+    ck_assert_int_eq(coro_group_wait(gw_group, -1), 0);
+    run();
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(gw_sleeps[i], ECANCELED);
+    ck_assert_int_eq(coro_group_destroy(gw_group), 0);
+}
+END_TEST
+
+/* A group destroy whose wait a broken deadlock ended, with a member left
+ * that can never finish, says EDEADLK (not the ECANCELED that ended it). */
+static coro_mutex_t *gd_mutex;
+static coro_cond_t *gd_cond;
+static int gd_destroy = -1;
+
+static void *waits_on_the_cond(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_lock(gd_mutex, -1), 0);
+    if (coro_cond_wait(gd_cond, gd_mutex, -1) == 0)
+        coro_mutex_unlock(gd_mutex);
+    return NULL;
+}
+
+static void *destroys_holding_the_mutex(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_lock(gd_mutex, -1), 0);
+    coro_cond_signal(gd_cond);          /* the member waits for the mutex now */
+    gd_destroy = coro_group_destroy(gw_group);
+    coro_mutex_unlock(gd_mutex);
+    return NULL;
+}
+
+START_TEST(group_destroy_in_a_broken_deadlock)
+{
+    ck_assert_int_eq(coro_mutex_create(&gd_mutex), 0);
+    ck_assert_int_eq(coro_cond_create(&gd_cond), 0);
+    ck_assert_int_eq(coro_group_create(&gw_group), 0);
+    ck_assert_int_eq(coro_group_spawn(gw_group, NULL, waits_on_the_cond, NULL, NULL), 0);
+    spawn(destroys_holding_the_mutex, NULL);
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(f), 2);
+    int r = coro_run();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ck_assert_int_eq(r, EDEADLK);
+    ck_assert_int_gt(ftell(f), 0);          /* the deadlock was reported */
+    fclose(f);
+    ck_assert_int_eq(gd_destroy, EDEADLK);
+}
+END_TEST
+
 static Suite *sync_suite(void)
 {
     Suite *s = suite_create("sync");
@@ -2353,6 +2468,9 @@ static Suite *sync_suite(void)
     tcase_add_test(tc, group_nested_destroy);
     tcase_add_test(tc, group_destroy_from_main);
     tcase_add_test(tc, shutdown_ends_the_run);
+    tcase_add_test(tc, group_wait_from_main_keeps_handles);
+    tcase_add_test(tc, shutdown_during_group_wait_holds);
+    tcase_add_test(tc, group_destroy_in_a_broken_deadlock);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("misuse");

@@ -535,7 +535,8 @@ typedef struct coro_mutex coro_mutex_t;
  * ENOMEM. */
 CORO_API int coro_mutex_create(coro_mutex_t **m);
 
-/* Returns 0; EINVAL if m is NULL; EBUSY if it is locked or waited on. */
+/* Returns 0; EINVAL if m is NULL; EBUSY if it is locked or waited on, a
+ * coroutine in coro_cond_wait with it included (it will take m back). */
 CORO_API int coro_mutex_destroy(coro_mutex_t *m);
 
 /* Locks m, waiting while another coroutine holds it.

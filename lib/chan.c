@@ -55,7 +55,7 @@ int coro_chan_destroy(coro_chan_t *ch)
 {
     if (!ch)
         return EINVAL;
-    return coro__sync_destroy(&ch->o, NULL);
+    return coro__sync_destroy(&ch->o, NULL, 0);
 }
 
 /* memcpy for elements: a receiver may pass NULL to drop one, and a channel

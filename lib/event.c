@@ -35,7 +35,7 @@ int coro_wg_create(coro_wg_t **wg)
 
 int coro_wg_destroy(coro_wg_t *wg)
 {
-    return wg ? coro__sync_destroy(&wg->o, NULL) : EINVAL;
+    return wg ? coro__sync_destroy(&wg->o, NULL, 0) : EINVAL;
 }
 
 int coro_wg_add(coro_wg_t *wg, long delta)
@@ -88,7 +88,7 @@ int coro_future_create(coro_future_t **f)
 
 int coro_future_destroy(coro_future_t *f)
 {
-    return f ? coro__sync_destroy(&f->o, NULL) : EINVAL;
+    return f ? coro__sync_destroy(&f->o, NULL, 0) : EINVAL;
 }
 
 int coro_future_set(coro_future_t *f, void *value)

@@ -20,8 +20,15 @@ struct coro_mutex {
     struct coro__sync o;
     uint64_t owner;           /* coro_id of the holder (ids are never reused,
                                * addresses are), 0 when free */
+    uint64_t relockers;       /* coroutines in coro_cond_wait that will take
+                               * it back: a destroy says EBUSY (after owner:
+                               * coro__sync_destroy reads both) */
     struct coro__waitq q;     /* coroutines waiting to lock it */
 };
+
+_Static_assert(offsetof(struct coro_mutex, relockers) ==
+               offsetof(struct coro_mutex, owner) + sizeof(uint64_t),
+               "coro_mutex_destroy reads owner and relockers as two words");
 
 struct coro_cond {
     struct coro__sync o;
@@ -45,7 +52,7 @@ int coro_mutex_create(coro_mutex_t **m)
 
 int coro_mutex_destroy(coro_mutex_t *m)
 {
-    return m ? coro__sync_destroy(&m->o, &m->owner) : EINVAL;
+    return m ? coro__sync_destroy(&m->o, &m->owner, 2) : EINVAL;
 }
 
 int coro_mutex_lock(coro_mutex_t *m, int64_t deadline)
@@ -106,6 +113,7 @@ int coro_mutex_unlock(coro_mutex_t *m)
 static int mutex_relock(struct coro__task *k, coro_mutex_t *m)
 {
     coro__sync_enter(&m->o); /* k's own thread, or shared */
+    m->relockers--;
     if (!m->owner) {
         m->owner = coro_id(k->co);
         coro__sync_leave(&m->o);
@@ -126,7 +134,7 @@ int coro_cond_create(coro_cond_t **c)
 
 int coro_cond_destroy(coro_cond_t *c)
 {
-    return c ? coro__sync_destroy(&c->o, NULL) : EINVAL;
+    return c ? coro__sync_destroy(&c->o, NULL, 0) : EINVAL;
 }
 
 int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline)
@@ -160,6 +168,7 @@ int coro_cond_wait(coro_cond_t *c, coro_mutex_t *m, int64_t deadline)
     coro__sync_push(&c->o, &c->q, &w);
     coro__sync_enter(&m->o);
     mutex_release(m);
+    m->relockers++;
     coro__sync_leave(&m->o);
     coro__sync_leave(&c->o);
     r = coro__task_park(k, &wait, deadline, CORO__WAIT_PLAIN, "coro_cond_wait");
@@ -209,7 +218,7 @@ int coro_sem_create(coro_sem_t **s, unsigned value)
 
 int coro_sem_destroy(coro_sem_t *s)
 {
-    return s ? coro__sync_destroy(&s->o, NULL) : EINVAL;
+    return s ? coro__sync_destroy(&s->o, NULL, 0) : EINVAL;
 }
 
 int coro_sem_acquire(coro_sem_t *s, int64_t deadline)

@@ -396,14 +396,17 @@ static inline void coro__sync_release(struct coro__sync *o)
 }
 
 /* A destroy of o, which is busy while one of its lists has a waiter nobody
- * has claimed, or while *held (a mutex's owner; NULL: none): EPERM from a
- * thread it does not belong to, EBUSY (and o stays), or 0 and o is freed,
- * now or by the last of its claimed waiters to go. */
-static inline int coro__sync_destroy(struct coro__sync *o, const uint64_t *held)
+ * has claimed, or while one of the nheld words at held is not 0 (a mutex's
+ * owner and its cond waiters): EPERM from a thread it does not belong to,
+ * EBUSY (and o stays), or 0 and o is freed, now or by the last of its
+ * claimed waiters to go. */
+static inline int coro__sync_destroy(struct coro__sync *o, const uint64_t *held, int nheld)
 {
     if (coro__sync_enter(o))
         return EPERM;
-    int busy = held && *held;
+    int busy = 0;
+    for (int i = 0; i < nheld; i++)
+        busy |= held[i] != 0;
     for (int i = 0; i < 2; i++)
         busy |= o->q[i] && coro__waitq_first(o->q[i]);
     coro__sync_leave(o);

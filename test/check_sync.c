@@ -2405,6 +2405,44 @@ START_TEST(group_destroy_in_a_broken_deadlock)
 }
 END_TEST
 
+/* A mutex that a coroutine in coro_cond_wait will take back is in use:
+ * its destroy says EBUSY until that coroutine has it back and lets go. */
+static coro_mutex_t *rl_mutex;
+static coro_cond_t *rl_cond;
+static int rl_woke = -1;
+
+static void *cond_waits(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_mutex_lock(rl_mutex, -1), 0);
+    rl_woke = coro_cond_wait(rl_cond, rl_mutex, -1);
+    ck_assert_int_eq(coro_mutex_unlock(rl_mutex), 0);
+    return NULL;
+}
+
+static void *destroys_too_early(void *arg)
+{
+    (void)arg;
+    coro_yield(NULL, NULL);                 /* the other waits on the cond */
+    ck_assert_int_eq(coro_mutex_destroy(rl_mutex), EBUSY); /* unlocked, no lock waiter */
+    ck_assert_int_eq(coro_cond_signal(rl_cond), 0);
+    ck_assert_int_eq(coro_mutex_destroy(rl_mutex), EBUSY); /* signalled, not back yet */
+    return NULL;
+}
+
+START_TEST(mutex_busy_while_a_cond_waiter_holds_it)
+{
+    ck_assert_int_eq(coro_mutex_create(&rl_mutex), 0);
+    ck_assert_int_eq(coro_cond_create(&rl_cond), 0);
+    spawn(cond_waits, NULL);
+    spawn(destroys_too_early, NULL);
+    run();
+    ck_assert_int_eq(rl_woke, 0);
+    ck_assert_int_eq(coro_mutex_destroy(rl_mutex), 0);
+    ck_assert_int_eq(coro_cond_destroy(rl_cond), 0);
+}
+END_TEST
+
 static Suite *sync_suite(void)
 {
     Suite *s = suite_create("sync");
@@ -2435,6 +2473,7 @@ static Suite *sync_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("locks");
+    tcase_add_test(tc, mutex_busy_while_a_cond_waiter_holds_it);
     tcase_add_test(tc, mutex_fifo);
     tcase_add_test(tc, mutex_timeout_and_cancel);
     tcase_add_test(tc, cond_signal_broadcast);

@@ -674,7 +674,10 @@ CORO_API int coro_future_wait(coro_future_t *f, void **value, int64_t deadline);
  * coroutine already waiting on it.  Only stream sockets libcoro made
  * (coro_accept, coro_tcp_listen, an fd given to coro_connect) may park
  * without trying first, and only right after a short transfer; other fds
- * (message sockets, pipes, fds the user made) always try the system call.
+ * (message sockets, pipes, fds the user made) try the system call first,
+ * except one that took the number of such a socket closed with close(2)
+ * right after a short transfer: its first wait may take until that
+ * second's recheck (close them with coro_fd_close).
  *
  * After fork(2) the child's thread gets a reactor of its own (the
  * parent's epoll set is not shared): its coroutines that were waiting on

@@ -458,10 +458,13 @@ static void fork_child(void)
         return;
     int saved = errno;
     int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep >= 0) {
-        close(io->epfd);
-        io->epfd = ep;
+    if (ep < 0) {
+        errno = saved;
+        return; /* no fd left: the shared set stays, as before */
     }
+    close(io->epfd);
+    io->epfd = ep;
+    sigemptyset(&io->sigpending); /* the parent's to take */
     if (io->postfd >= 0) {
         close(io->postfd);
         io->postfd = -1;

@@ -683,7 +683,7 @@ END_TEST
 /* A thread whose coroutine stopped waiting for a signal does not read it
  * for nobody: the process's signal goes to the thread still waiting. */
 static sigset_t usr1;
-static atomic_int long_wait_result;
+static atomic_int long_wait_result, brief_wait_over, long_wait_started;
 
 static void *waits_briefly(void *arg)
 {
@@ -691,6 +691,7 @@ static void *waits_briefly(void *arg)
 
     (void)arg;
     ck_assert_int_eq(coro_signal_wait(&usr1, &sig, in_ms(10)), ETIMEDOUT);
+    atomic_store(&brief_wait_over, 1);
     coro_sleep(400 * MS);                   /* its reactor stays, idle */
     return NULL;
 }
@@ -700,7 +701,8 @@ static void *waits_long(void *arg)
     int sig = 0;
 
     (void)arg;
-    int err = coro_signal_wait(&usr1, &sig, in_ms(3000));
+    atomic_store(&long_wait_started, 1);
+    int err = coro_signal_wait(&usr1, &sig, in_ms(10000));
     atomic_store(&long_wait_result, err == 0 && sig == SIGUSR1 ? 0 : err ? err : -1);
     return NULL;
 }
@@ -720,9 +722,15 @@ START_TEST(signal_goes_to_the_thread_that_waits)
     for (int round = 0; round < 5; round++) {
         pthread_t a, b;
         atomic_store(&long_wait_result, -2);
+        atomic_store(&brief_wait_over, 0);
+        atomic_store(&long_wait_started, 0);
         ck_assert_int_eq(pthread_create(&a, NULL, runs_on_a_thread, NULL), 0);
+        while (!atomic_load(&brief_wait_over))
+            usleep(1000);
         ck_assert_int_eq(pthread_create(&b, NULL, runs_on_a_thread, (void *)1), 0);
-        usleep(100 * 1000);                 /* a's wait has timed out, b waits */
+        while (!atomic_load(&long_wait_started))
+            usleep(1000);
+        usleep(20 * 1000);                  /* b parks in its wait */
         ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
         ck_assert_int_eq(pthread_join(b, NULL), 0);
         ck_assert_int_eq(pthread_join(a, NULL), 0);
@@ -819,6 +827,11 @@ static void *forks(void *arg)
 
 START_TEST(fork_child_has_its_own_reactor)
 {
+    /* TSan follows no fork made on a coroutine's stack with threads
+     * running (it reports its own fiber state as races in the child) and
+     * starts no thread after one: the check runs in the other builds. */
+    if (UNDER_TSAN)
+        return;
     spawn(forks, NULL);
     run();
     ck_assert_int_eq(fork_inflight, 0); /* in the parent the job ran */
@@ -1320,7 +1333,7 @@ static void *reuses_a_timed_out_number(void *arg)
     int64_t t0 = coro_now();
     ck_assert_int_eq(coro_read(p[0], buf, sizeof buf, &n, in_ms(3000)), 0);
     ck_assert_uint_eq(n, 2);
-    ck_assert_int_lt(coro_now() - t0, 200 * MS); /* not the 1 s recheck */
+    ck_assert_int_lt(coro_now() - t0, 500 * MS); /* not the 1 s recheck */
     close(p[0]);
     close(p[1]);
     coro_fd_close(c);
@@ -1354,7 +1367,7 @@ static void *reads_two_messages(void *arg)
     ck_assert_int_eq(coro_read(c, buf, sizeof buf, &n, in_ms(5000)), 0);
     ck_assert_uint_eq(n, 1);
     ck_assert_int_eq(buf[0], 'b');
-    ck_assert_int_lt(coro_now() - t0, 200 * MS); /* not the 1 s recheck */
+    ck_assert_int_lt(coro_now() - t0, 500 * MS); /* not the 1 s recheck */
     coro_fd_close(c);
     return NULL;
 }
@@ -1369,7 +1382,7 @@ static void *sends_two_messages(void *arg)
     coro_sleep(20 * MS);                    /* the reader waits first */
     ck_assert_int_eq(write(fd, "a", 1), 1);
     ck_assert_int_eq(write(fd, "b", 1), 1);
-    coro_sleep(500 * MS);                   /* no hang-up to wake the reader */
+    coro_sleep(1500 * MS);                  /* no hang-up to wake the reader */
     coro_fd_close(fd);
     return NULL;
 }

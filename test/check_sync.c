@@ -2332,7 +2332,7 @@ static void *sleeps_three_times(void *arg)
 {
     (void)arg;
     for (int i = 0; i < 3; i++)
-        gw_sleeps[i] = coro_sleep(50 * MS);
+        gw_sleeps[i] = coro_sleep(1000 * MS); /* ends at once once shut down */
     return NULL;
 }
 

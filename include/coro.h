@@ -125,7 +125,9 @@ CORO_API int coro_create(coro_t **co, coro_fn fn, void *arg,
  * never moves between threads), or co was made by coro_spawn (its
  * scheduler runs it); ENOMEM if this is the thread's first call into
  * libcoro and its per-thread state cannot be allocated; EAGAIN if no
- * thread-specific key is left for it. */
+ * thread-specific key is left for it.  A coroutine leaves only by
+ * coro_yield or by returning: a longjmp out of it, or pthread_exit in it,
+ * leaves it running for good. */
 CORO_API int coro_resume(coro_t *co, void *in, void **out);
 
 /* Suspends the running coroutine and returns to whoever resumed it, which

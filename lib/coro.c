@@ -374,6 +374,9 @@ static inline __attribute__((always_inline)) int resume_go(struct coro__thread *
     coro_t *self = t->current;
     ucontext_t *from;
     if (self) {
+        /* Before co runs: an overflow past a canary may have reached the
+         * stack next to it, which may be co's. */
+        coro__check_canary(self);
         self->state = CORO_NORMAL;
         self->err = *t->errno_ptr;
         from = coro__uc(&self->ctx);
@@ -463,6 +466,28 @@ int coro_yield(void *out, void **in)
     return coro__switch_to(coro__uc(&co->ctx), co->caller, 0);
 }
 
+/* The values of co, never to run again, go to their destructors.  They
+ * run on the caller's flow, but coro_getspecific and coro_setspecific in
+ * them see co's values: the caller's are put aside meanwhile, not
+ * touched.  errno is kept (coro_destroy never sets it). */
+static void abandon_keys(coro_t *co)
+{
+    struct coro__thread *t = coro__thread_get();
+    int saved = errno;
+
+    if (!t) {
+        coro__keys_finish(&co->keys);
+    } else {
+        struct coro__keys **mine = t->current ? &t->current->keys : &t->keys;
+        struct coro__keys *own = *mine;
+        *mine = co->keys;
+        co->keys = NULL;
+        coro__keys_finish(mine);
+        *mine = own;
+    }
+    errno = saved;
+}
+
 int coro_destroy(coro_t *co)
 {
     if (!co)
@@ -472,7 +497,7 @@ int coro_destroy(coro_t *co)
     if (co->sched)
         return EPERM; /* spawned: its scheduler frees it */
     if (co->keys)
-        coro__keys_finish(&co->keys); /* abandoned: its values still go */
+        abandon_keys(co);
     coro__san_destroyed(co);
     /* Not made for a thread that has none (one exiting, say): the stack
      * and descriptor then go straight back to the pool and the table. */

@@ -47,10 +47,12 @@ int coro_key_create(coro_key_t *key, void (*destructor)(void *))
     for (uint32_t i = 0; i < SLOTS; i++) {
         if (atomic_load_explicit(&defs[i].key, memory_order_relaxed))
             continue;
-        /* Generation 0 is never used: key 0 (a zeroed variable) is no key. */
+        /* Generation 0 is never used: key 0 (a zeroed variable) is no key.
+         * A slot whose generations are used up is retired, never wrapped:
+         * a deleted key is not handed out again. */
         uint32_t gen = gens[i] + 1;
         if (gen >= (UINT32_C(1) << (32 - SLOT_BITS)))
-            gen = 1;
+            continue;
         gens[i] = gen;
         coro_key_t k = (gen << SLOT_BITS) | i;
         atomic_store_explicit(&defs[i].destructor, destructor, memory_order_relaxed);

@@ -1687,6 +1687,49 @@ START_TEST(deleted_keys_are_no_keys)
 }
 END_TEST
 
+/* coro_destroy of a suspended coroutine: its destructors see and set its
+ * values, not the caller's, and errno is left alone. */
+static coro_key_t key_seen;
+static void *dtor_saw_value;
+static int main_value, victim_value;
+
+static void looks_then_sets(void *v)
+{
+    dtor_saw_value = coro_getspecific(key_seen);   /* NULL: handed over */
+    (void)v;
+    errno = EIO;
+    if (!dtor_calls++)
+        ck_assert_int_eq(coro_setspecific(key_seen, &victim_value), 0); /* a second round */
+}
+
+static void *sets_victim_value(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(coro_setspecific(key_seen, &victim_value), 0);
+    coro_yield(NULL, NULL);
+    return NULL;
+}
+
+START_TEST(destroy_runs_destructors_on_the_victims_values)
+{
+    coro_t *co;
+
+    dtor_calls = 0;
+    ck_assert_int_eq(coro_key_create(&key_seen, looks_then_sets), 0);
+    ck_assert_int_eq(coro_setspecific(key_seen, &main_value), 0);
+    ck_assert_int_eq(coro_create(&co, sets_victim_value, NULL, NULL), 0);
+    ck_assert_int_eq(coro_resume(co, NULL, NULL), 0);
+    errno = 4242;
+    ck_assert_int_eq(coro_destroy(co), 0);
+    ck_assert_int_eq(errno, 4242);
+    ck_assert_int_eq(dtor_calls, 2);                /* set again: one more round */
+    ck_assert_ptr_null(dtor_saw_value);
+    ck_assert_ptr_eq(coro_getspecific(key_seen), &main_value); /* untouched */
+    ck_assert_int_eq(coro_key_delete(key_seen), 0);
+}
+END_TEST
+
+
 START_TEST(many_keys)
 {
     static coro_key_t keys[CORO_KEYS_MAX];
@@ -1936,6 +1979,7 @@ static Suite *coro_suite(void)
     tcase_add_test(tc, keys_destroyed_with_closed_and_abandoned);
     tcase_add_test(tc, deleted_keys_are_no_keys);
     tcase_add_test(tc, many_keys);
+    tcase_add_test(tc, destroy_runs_destructors_on_the_victims_values);
     tcase_add_test(tc, destructor_rounds_are_bounded);
     tcase_add_test(tc, keys_in_spawned_coroutines_and_threads);
     suite_add_tcase(s, tc);

@@ -327,6 +327,53 @@ START_TEST(overflow_found_by_canary)
 }
 END_TEST
 
+/* The same overflow, then a resume of another coroutine instead of a
+ * yield: found before that one runs (its stack may be the one next door). */
+static coro_t *bystander;
+
+static void *bystander_body(void *arg)
+{
+    (void)arg;
+    fputs("bystander ran\n", stderr);
+    return NULL;
+}
+
+__attribute__((noinline)) int debug_dig_then_resume(int n)
+{
+    volatile char pad[1024];
+
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = (char)n;
+    if (n == 0) {
+        coro_resume(bystander, NULL, NULL); /* the canary check runs here */
+        return pad[0];
+    }
+    return debug_dig_then_resume(n - 1) + pad[0];
+}
+
+static void *dig_then_resume_body(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)debug_dig_then_resume(40);
+}
+
+static void child_canary_at_resume(void)
+{
+    coro__stack_reset_probe(0);
+    coro__sys_fail(CORO__SYS_MADVISE, 1, EINVAL, 1);
+    if (coro_create(&bystander, bystander_body, NULL, NULL) != 0)
+        _exit(2);
+    overflow_in(dig_then_resume_body, "canary", 16384);
+}
+
+START_TEST(overflow_found_by_canary_at_a_resume)
+{
+    assert_report(run_child(child_canary_at_resume), 0);
+    ck_assert_ptr_nonnull(strstr(err, "canary"));
+    ck_assert_msg(strstr(err, "bystander ran") == NULL, "stderr:\n%s", err);
+}
+END_TEST
+
 /* ----------------------------------------------------- other faults */
 
 /* The fault is the point: valgrind must not turn the exit status of the
@@ -991,6 +1038,7 @@ static Suite *debug_suite(void)
     tcase_add_test(tc, overflow_by_big_frames);
     tcase_add_test(tc, overflow_on_another_thread);
     tcase_add_test(tc, overflow_found_by_canary);
+    tcase_add_test(tc, overflow_found_by_canary_at_a_resume);
     tcase_add_test(tc, overflow_on_a_16k_program_altstack);
     tcase_add_test(tc, overflow_on_a_sigstksz_program_altstack);
     suite_add_tcase(s, tc);

@@ -198,9 +198,12 @@ void coro__bell_drain(int fd)
     }
 }
 
+/* saved is volatile: clang takes the allocation functions to leave errno
+ * alone, and would drop the store below as one of the value already
+ * there (clang 14 -O2: coro_chan_create's ENOMEM reached errno). */
 void *coro__malloc(size_t size)
 {
-    int saved = errno;
+    volatile int saved = errno;
     void *p = malloc(size);
 
     errno = saved;
@@ -209,7 +212,7 @@ void *coro__malloc(size_t size)
 
 void *coro__calloc(size_t n, size_t size)
 {
-    int saved = errno;
+    volatile int saved = errno;
     void *p = calloc(n, size);
 
     errno = saved;
@@ -218,7 +221,7 @@ void *coro__calloc(size_t n, size_t size)
 
 void *coro__realloc(void *old, size_t size)
 {
-    int saved = errno;
+    volatile int saved = errno;
     void *p = realloc(old, size);
 
     errno = saved;

@@ -120,9 +120,7 @@ int coro_setspecific(coro_key_t key, const void *value)
         uint32_t n = ks ? ks->n : 0, want = 8;
         while (want <= i)
             want *= 2;
-        int saved = errno;
         struct coro__keys *grown = coro__realloc(ks, sizeof *ks + want * sizeof ks->v[0]);
-        errno = saved;
         if (!grown)
             return ENOMEM;
         for (uint32_t j = n; j < want; j++)

@@ -318,10 +318,8 @@ int coro_offload(void *(*fn)(void *), void *arg, void **result, int64_t deadline
     if (!fn)
         return EINVAL;
     struct job *j = coro__calloc(1, sizeof *j);
-    if (!j) {
-        errno = saved;
+    if (!j)
         return ENOMEM;
-    }
     j->fn = fn;
     j->arg = arg;
     err = offload_run(j, deadline, "coro_offload");

@@ -408,10 +408,8 @@ int coro_pool_create(coro_pool_t **pool, unsigned nthreads)
         return EINVAL;
     int saved = errno, err = 0;
     struct coro_pool *p = coro__calloc(1, sizeof *p + nthreads * sizeof p->m[0]);
-    if (!p) {
-        errno = saved;
+    if (!p)
         return ENOMEM;
-    }
     p->n = nthreads;
     atomic_store_explicit(&coro__mt, 1, memory_order_relaxed);
     coro__stack_atfork();
@@ -488,9 +486,7 @@ static int spawn_on(coro_pool_t *pool, int thread, coro_group_t *g, coro_t **co,
         }
     }
     struct member *m = &pool->m[thread];
-    int saved = errno;
     struct spawn *sp = coro__malloc(sizeof *sp);
-    errno = saved;
     if (!sp)
         return ENOMEM;
     *sp = (struct spawn){.m = m, .fn = fn, .arg = arg, .has_attr = attr != NULL,

@@ -965,9 +965,7 @@ static int cancel_far(struct coro__task *k)
 {
     if (!k->s->pooled)
         return EPERM;
-    int saved = errno;
     struct far_cancel *c = coro__malloc(sizeof *c);
-    errno = saved;
     if (!c)
         return ENOMEM;
     c->k = k;

@@ -1258,12 +1258,8 @@ static void sig_unwatch(struct coro__io *io)
     sigset_t want;
 
     sigemptyset(&want);
-    for (struct coro__waiter *w = io->sigq.head; w; w = w->next) {
-        const struct sigwant *sw = w->elem;
-        for (int sig = 1; sig < NSIG; sig++)
-            if (sigismember(sw->set, sig) == 1)
-                sigaddset(&want, sig);
-    }
+    for (struct coro__waiter *w = io->sigq.head; w; w = w->next)
+        sigorset(&want, &want, ((const struct sigwant *)w->elem)->set);
     int shrunk = 0;
     for (int sig = 1; sig < NSIG; sig++)
         if (sigismember(&io->sigmask, sig) == 1 && sigismember(&want, sig) != 1)

@@ -291,7 +291,18 @@ START_TEST(overflow_on_a_sigstksz_program_altstack)
 END_TEST
 
 /* A stack without a guard page (no MADV_GUARD_INSTALL, no mapping budget
- * left) has a canary: overwriting it is found at the next switch. */
+ * left) has a canary: overwriting it is found at the next switch, a yield
+ * or (with a bystander) a resume of another coroutine, found before that
+ * one runs: its stack may be the one next door. */
+static coro_t *bystander;
+
+static void *bystander_body(void *arg)
+{
+    (void)arg;
+    fputs("bystander ran\n", stderr);
+    return NULL;
+}
+
 __attribute__((noinline)) int debug_dig(int n)
 {
     volatile char pad[1024];
@@ -299,7 +310,10 @@ __attribute__((noinline)) int debug_dig(int n)
     for (size_t i = 0; i < sizeof pad; i++) /* every byte, as real frames do */
         pad[i] = (char)n;
     if (n == 0) {
-        coro_yield(NULL, NULL); /* the canary check runs here */
+        if (bystander)
+            coro_resume(bystander, NULL, NULL); /* the canary check runs here */
+        else
+            coro_yield(NULL, NULL);             /* or here */
         return pad[0];
     }
     return debug_dig(n - 1) + pad[0];
@@ -327,43 +341,13 @@ START_TEST(overflow_found_by_canary)
 }
 END_TEST
 
-/* The same overflow, then a resume of another coroutine instead of a
- * yield: found before that one runs (its stack may be the one next door). */
-static coro_t *bystander;
-
-static void *bystander_body(void *arg)
-{
-    (void)arg;
-    fputs("bystander ran\n", stderr);
-    return NULL;
-}
-
-__attribute__((noinline)) int debug_dig_then_resume(int n)
-{
-    volatile char pad[1024];
-
-    for (size_t i = 0; i < sizeof pad; i++)
-        pad[i] = (char)n;
-    if (n == 0) {
-        coro_resume(bystander, NULL, NULL); /* the canary check runs here */
-        return pad[0];
-    }
-    return debug_dig_then_resume(n - 1) + pad[0];
-}
-
-static void *dig_then_resume_body(void *arg)
-{
-    (void)arg;
-    return (void *)(intptr_t)debug_dig_then_resume(40);
-}
-
 static void child_canary_at_resume(void)
 {
     coro__stack_reset_probe(0);
     coro__sys_fail(CORO__SYS_MADVISE, 1, EINVAL, 1);
     if (coro_create(&bystander, bystander_body, NULL, NULL) != 0)
         _exit(2);
-    overflow_in(dig_then_resume_body, "canary", 16384);
+    overflow_in(dig_body, "canary", 16384);
 }
 
 START_TEST(overflow_found_by_canary_at_a_resume)

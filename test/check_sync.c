@@ -40,6 +40,21 @@ static void run(void)
     ck_assert_int_eq(coro_run(), 0);
 }
 
+/* coro_run with what it writes on stderr (a deadlock report) going to a
+ * temporary file instead, *f, left at its end: its result. */
+static int run_into(FILE **f)
+{
+    ck_assert_ptr_nonnull(*f = tmpfile());
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(*f), 2);
+    int r = coro_run();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    return r;
+}
+
 /* Lets every ready coroutine run up to its next wait.  The yield first:
  * on a slow machine (valgrind translating code it meets the first time)
  * the deadline can pass before the sleep parks, and a passed deadline
@@ -1987,15 +2002,8 @@ START_TEST(deadlock_names_every_wait)
     ck_assert_int_eq(coro_wg_add(wg, 1), 0);
     ck_assert_int_eq(coro_future_create(&fut), 0);
     spawn(locks_mx_first, NULL);
-    FILE *f = tmpfile();
-    ck_assert_ptr_nonnull(f);
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fileno(f), 2);
-    int r = coro_run();
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    FILE *f;
+    int r = run_into(&f);
     rewind(f);
     err[fread(err, 1, sizeof err - 1, f)] = '\0';
     fclose(f);
@@ -2277,14 +2285,8 @@ START_TEST(shutdown_ends_the_run)
     }
     spawn(sleeps_long, NULL);
     spawn(ends_everything, NULL);
-    FILE *f = tmpfile();
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fileno(f), 2);
-    int r = coro_run();
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    FILE *f;
+    int r = run_into(&f);
     ck_assert_int_eq(r, 0);
     ck_assert_int_eq(ftell(f), 0);          /* no deadlock report */
     fclose(f);
@@ -2389,15 +2391,8 @@ START_TEST(group_destroy_in_a_broken_deadlock)
     ck_assert_int_eq(coro_group_create(&gw_group), 0);
     ck_assert_int_eq(coro_group_spawn(gw_group, NULL, waits_on_the_cond, NULL, NULL), 0);
     spawn(destroys_holding_the_mutex, NULL);
-    FILE *f = tmpfile();
-    ck_assert_ptr_nonnull(f);
-    fflush(stderr);
-    int saved = dup(2);
-    dup2(fileno(f), 2);
-    int r = coro_run();
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    FILE *f;
+    int r = run_into(&f);
     ck_assert_int_eq(r, EDEADLK);
     ck_assert_int_gt(ftell(f), 0);          /* the deadlock was reported */
     fclose(f);

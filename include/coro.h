@@ -7,11 +7,13 @@
  * Conventions, as in pthreads: every function that can fail returns 0 or a
  * positive errno value and leaves errno alone.  Pointer results may be NULL
  * where said.  Each coroutine keeps its own errno and floating-point control
- * state (rounding mode, exception masks) across switches.  On x86_64 the
- * sticky exception flags (fetestexcept) stay with the thread, as the x87
- * status word does: switching them would cost a pipeline stall per switch
- * as soon as one side has done any inexact arithmetic.  A new coroutine
- * starts with its creator's control state.
+ * state (rounding mode, exception masks) across switches.  The sticky
+ * exception flags (fetestexcept) are the processor's choice: aarch64 and
+ * AMD's x86_64 cores switch the SSE/FPSR flags with the coroutine, other
+ * x86_64 cores leave them with the thread (writing them there stalls the
+ * pipeline), and the x87 status word always stays with the thread.  So
+ * test them between two switches.  A new coroutine starts with its
+ * creator's control state.
  */
 #ifndef CORO_H
 #define CORO_H

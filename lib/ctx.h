@@ -52,4 +52,12 @@ void coro__ctx_make(ucontext_t *uc, void *lo, size_t size,
  * return crosses stacks, and the return stack predictor stays right. */
 int coro__ctx_swap(ucontext_t *from, const ucontext_t *to, int ret);
 
+#if defined(CORO__CTX_ASM) && defined(__x86_64__)
+/* Nonzero: each context keeps all of MXCSR, exception flags included;
+ * zero: only its control bits, the flags stay with the thread.  Set
+ * before main from the CPU (lib/arch/x86_64_cpu.c); tests flip it to
+ * check both ways on one machine. */
+extern unsigned char coro__ctx_mxcsr_whole;
+#endif
+
 #endif

@@ -12,8 +12,8 @@
  * <asm/sigcontext.h> at build time.  The signal mask is not touched (that
  * is the system call we avoid).
  *
- * FPSR (the cumulative exception flags) travels with FPCR, as MXCSR's
- * status bits do on x86_64: each coroutine keeps its own fenv. */
+ * FPSR (the cumulative exception flags) travels with FPCR: each coroutine
+ * keeps its own fenv, as on AMD's x86_64 cores (see x86_64.S). */
 
 #define UC_X19        336   /* uc_mcontext.regs[19] */
 #define UC_X21        352

@@ -79,21 +79,23 @@ coro__ctx_swap:
     movq    UC_R13(%rsi), %r13
     movq    UC_R14(%rsi), %r14
     movq    UC_R15(%rsi), %r15
-    /* Loading the FP control registers is slow on some cores (ldmxcsr,
-     * fldcw stall the pipeline), and they almost never differ between
-     * coroutines: load only what changed.  The price is reading back what
-     * stmxcsr just stored, which no load can take early: on an AMD EPYC
-     * that read is most of what this switch costs beyond Boost's fcontext
-     * (14.2 against 10.4 ns a round trip with it and without it, 10.9 for
-     * fcontext's unconditional loads; the x87 word's compare costs
-     * nothing).  Loading unconditionally instead would carry the flags per
-     * coroutine, which costs a hundred times more on the Intel cores that
-     * penalise an ldmxcsr changing a flag (see bench/switch.c). */
-    movl    UC_MXCSR(%rsi), %eax
-    xorl    UC_MXCSR(%rdi), %eax
-    testl   $0xffc0, %eax           /* control bits only: DAZ, masks, RC, FZ */
-    jnz     .Lload_mxcsr
+    /* MXCSR two ways, picked once per process (lib/arch/x86_64_cpu.c).
+     * Where writing it is cheap whatever changes (AMD), each context keeps
+     * all of it, exception flags too, and the target's is loaded as it is:
+     * checking first would read back what stmxcsr just stored, which no
+     * load can take early, and that read alone costs 3 ns a round trip on
+     * an AMD EPYC (15.9 against 13.0 ns, fcontext 11.0).  Elsewhere (Intel)
+     * an ldmxcsr that changes a status flag costs about a hundred times
+     * more (see bench/switch.c), and the flags of any two coroutines that
+     * did some double arithmetic differ: the flags stay with the thread and
+     * only control bits that differ are loaded. */
+    testb   $1, coro__ctx_mxcsr_whole(%rip)
+    jz      .Lmxcsr_check
+    ldmxcsr UC_MXCSR(%rsi)
 .Lmxcsr_done:
+    /* fldcw stalls the pipeline on some cores and the x87 control word
+     * almost never differs: load it only when it does (this read-back
+     * costs nothing measurable). */
     movzwl  UC_FPMEM(%rsi), %eax
     cmpw    UC_FPMEM(%rdi), %ax
     jne     .Lload_fpcw
@@ -101,11 +103,12 @@ coro__ctx_swap:
     movq    UC_RSP(%rsi), %rsp
     movl    %edx, %eax
     jmpq    *UC_RIP(%rsi)
-.Lload_mxcsr:
-    /* The target's control bits with the current exception flags: the
-     * flags (sticky status, like the x87 status word) belong to the thread,
-     * since loading MXCSR on every switch because some double arithmetic
-     * set "inexact" on one side would cost ~90 ns a switch. */
+.Lmxcsr_check:
+    movl    UC_MXCSR(%rsi), %eax
+    xorl    UC_MXCSR(%rdi), %eax
+    testl   $0xffc0, %eax           /* control bits only: DAZ, masks, RC, FZ */
+    jz      .Lmxcsr_done
+    /* The target's control bits with the current exception flags. */
     movl    UC_MXCSR(%rsi), %eax
     andl    $0xffc0, %eax
     movl    UC_MXCSR(%rdi), %ecx

@@ -405,7 +405,8 @@ static __attribute__((noinline)) int coro__resume_slow(coro_t *co, void **out)
     return err ? err : resume_go(t, co, out, 0);
 }
 
-int coro_resume(coro_t *co, void *in, void **out)
+/* hot: in .text.hot beside the switch itself (see lib/arch/x86_64.S). */
+__attribute__((hot)) int coro_resume(coro_t *co, void *in, void **out)
 {
     struct coro__thread *t = tl;
 
@@ -450,7 +451,7 @@ int coro__transfer_first(coro_t *from, coro_t *to)
     return coro__transfer_go(t, from, to, NULL);
 }
 
-int coro_yield(void *out, void **in)
+__attribute__((hot)) int coro_yield(void *out, void **in)
 {
     struct coro__thread *t = tl;
     coro_t *co = t ? t->current : NULL;

@@ -57,6 +57,7 @@
  * lines, and its speed stops depending on where the pages land (13.0-16.8
  * ns between copies of one library otherwise, on an AMD EPYC). */
     .pushsection .text.hot.coro__ctx_swap, "ax", @progbits
+    .hidden coro__ctx_mxcsr_whole       /* lib/arch/x86_64_cpu.c */
     .globl  coro__ctx_swap
     .hidden coro__ctx_swap
     .type   coro__ctx_swap, @function

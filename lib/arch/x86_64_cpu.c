@@ -1,7 +1,9 @@
 /* Which of its two ways the x86_64 switch keeps MXCSR (see x86_64.S):
  * whole, per context, on the processors where writing it costs the same
  * whatever changes; otherwise control bits per context and exception
- * flags per thread.  Decided once, before main, from the CPU vendor. */
+ * flags per thread.  Decided once, from the CPU, before any constructor
+ * of a program that links libcoro statically (priority 101, the first a
+ * program may use), so that its coroutines switch one way throughout. */
 #include "../ctx.h"
 
 #include <cpuid.h>
@@ -17,14 +19,21 @@ static int vendor_is(unsigned b, unsigned c, unsigned d, const char id[13])
     return b == w[0] && d == w[1] && c == w[2];
 }
 
-__attribute__((constructor)) static void pick_mxcsr_way(void)
+__attribute__((constructor(101))) static void pick_mxcsr_way(void)
 {
     unsigned a, b, c, d;
 
     if (!__get_cpuid(0, &a, &b, &c, &d))
         return;
-    /* Measured on an AMD EPYC (Zen 4): an ldmxcsr that changes the flags
-     * costs no more than one that changes nothing.  Hygon's cores are
-     * AMD's. */
-    coro__ctx_mxcsr_whole = vendor_is(b, c, d, "AuthenticAMD") || vendor_is(b, c, d, "HygonGenuine");
+    int amd = vendor_is(b, c, d, "AuthenticAMD") || vendor_is(b, c, d, "HygonGenuine");
+    if (!amd || !__get_cpuid(1, &a, &b, &c, &d))
+        return;
+    unsigned family = (a >> 8) & 0xf;
+    if (family == 0xf)
+        family += (a >> 20) & 0xff;
+    /* Measured on an AMD EPYC (Zen 4, family 0x19): an ldmxcsr that
+     * changes the flags costs no more than one that changes nothing.
+     * Assumed for the whole Zen line (0x17 on, Hygon's 0x18 included),
+     * not measured on the cores before it. */
+    coro__ctx_mxcsr_whole = family >= 0x17;
 }

@@ -8,12 +8,10 @@
  * positive errno value and leaves errno alone.  Pointer results may be NULL
  * where said.  Each coroutine keeps its own errno and floating-point control
  * state (rounding mode, exception masks) across switches.  The sticky
- * exception flags (fetestexcept) are the processor's choice: aarch64 and
- * AMD's x86_64 cores switch the SSE/FPSR flags with the coroutine, other
- * x86_64 cores leave them with the thread (writing them there stalls the
- * pipeline), and the x87 status word always stays with the thread.  So
- * test them between two switches.  A new coroutine starts with its
- * creator's control state.
+ * exception flags (fetestexcept) may follow the coroutine or stay with the
+ * thread, depending on the processor and on how they were raised (see
+ * coro_resume(3)): test them between two switches.  A new coroutine starts
+ * with its creator's floating-point state.
  */
 #ifndef CORO_H
 #define CORO_H

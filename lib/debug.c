@@ -105,7 +105,11 @@ static int walk_saved(const coro_t *co, void **frames, int max, FILE *out)
 
 #endif
 
-static int backtrace_of(const coro_t *co, void **frames, int max)
+/* Inline in coro_backtrace (which is never inlined), so that the context
+ * it takes of a running caller is coro_backtrace's own frame: one step
+ * then leaves the walk in the function that called coro_backtrace. */
+static inline __attribute__((always_inline)) int backtrace_of(const coro_t *co, void **frames,
+                                                              int max)
 {
     if (!co || max < 0 || (!frames && max > 0))
         return -EINVAL;
@@ -124,7 +128,7 @@ static int backtrace_of(const coro_t *co, void **frames, int max)
     if (max == 0)
         return 0;
     if (co->state == CORO_RUNNING) {
-        /* The caller's own stack, from here, less this function's frame. */
+        /* The caller's own stack, from here, less coro_backtrace's frame. */
         unw_context_t uc;
         unw_cursor_t c;
         unw_getcontext(&uc);
@@ -142,7 +146,7 @@ static int backtrace_of(const coro_t *co, void **frames, int max)
 }
 
 /* libunwind's memory probes set errno (EAGAIN from its pipe): kept. */
-int coro_backtrace(const coro_t *co, void **frames, int max)
+__attribute__((noinline)) int coro_backtrace(const coro_t *co, void **frames, int max)
 {
     int saved = errno;
     int n = backtrace_of(co, frames, max);

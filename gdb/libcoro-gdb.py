@@ -33,6 +33,10 @@ CORO_DEBUG_MAGIC = 0xC0D3B6C0
 CORO_DEBUG_VERSION = 2
 
 STATES = ("ready", "running", "normal", "suspended", "finished")
+
+# What lib/overflow.c writes in the uc_flags of an overflowed coroutine's
+# saved context, whose registers it replaced with the fault's.
+FAULT_MARK = 0x6c756166206f7263
 READY, RUNNING, NORMAL, SUSPENDED, FINISHED = range(5)
 
 # struct coro_debug_root, version 2: four uint32_t, two pointers, then
@@ -199,6 +203,10 @@ class _Coro(object):
         self.state = mem.i32(addr + root.coro_state)
         self.fn = mem.ptr(addr + root.coro_fn)
         self.mcontext = addr + root.coro_ctx + root.ctx_mcontext
+        # Overflowed: its saved registers are the fault's, and the thread
+        # that ran it is reporting (or has died) on another stack.
+        self.overflowed = (self.state == RUNNING and
+                           mem.u64(addr + root.coro_ctx) == FAULT_MARK)
         self.guard = mem.ptr(addr + root.coro_guard)
         stack = mem.ptr(addr + root.coro_stack)
         self.lo = mem.ptr(stack + root.stack_lo) if stack else 0
@@ -463,9 +471,13 @@ def _where(co):
         return "returned from " + _symbolize(co.fn)
     if co.state == RUNNING:
         thread = co.thread()
-        if thread is None:
+        if thread is not None:
+            return "running in thread %d: %s" % (thread.num, _running_where(thread))
+        if not co.overflowed:
             return "running (no thread has its stack)"
-        return "running in thread %d: %s" % (thread.num, _running_where(thread))
+        # The fault's pc is the faulting instruction, not a return address.
+        return "overflowed its stack in " + _symbolize(
+            dict(co.saved_registers(_arch()))[_arch().pc])
     return _where_suspended(co)
 
 
@@ -503,10 +515,10 @@ def _backtrace(co, args):
     if co.state == FINISHED:
         return "Coroutine %d has finished (it ran %s).\n" % (
             co.id, _symbolize(co.fn))
-    if co.state == RUNNING:
-        thread = co.thread()
-        if thread is None:
-            return "Coroutine %d is running, but no thread has its stack.\n" % co.id
+    thread = co.thread() if co.state == RUNNING else None
+    if co.state == RUNNING and thread is None and not co.overflowed:
+        return "Coroutine %d is running, but no thread has its stack.\n" % co.id
+    if thread is not None:
         selected = gdb.selected_thread()
         frame = gdb.selected_frame()
         thread.switch()
@@ -520,6 +532,9 @@ def _backtrace(co, args):
         if level is None:
             return "Coroutine %d: its saved registers lead nowhere.\n" % co.id
         text = gdb.execute("backtrace " + _bt_args(args, level), to_string=True)
+        if co.overflowed:
+            return ("Coroutine %d overflowed its stack; from the fault:\n"
+                    % co.id) + _renumber(text, level)
         return _renumber(text, level)
 
 
@@ -630,7 +645,7 @@ their state is shown."""
     def apply(co, command, is_bt, bt_args, from_tty):
         if is_bt or co.state in (READY, FINISHED):
             gdb.write(_backtrace(co, bt_args if is_bt else ""))
-        elif co.state == RUNNING:
+        elif co.state == RUNNING and not (co.overflowed and co.thread() is None):
             thread = co.thread()
             if thread is None:
                 gdb.write("running, but no thread has its stack\n")
@@ -747,7 +762,7 @@ finish, which work on the thread's own frames."""
                 pass
             return
         co = _Root().find(arg.strip())
-        if co.state not in (SUSPENDED, NORMAL):
+        if co.state not in (SUSPENDED, NORMAL) and not co.overflowed:
             raise gdb.GdbError(
                 "libcoro: coroutine %d is %s: only a suspended or normal "
                 "coroutine has saved frames%s" % (

@@ -288,6 +288,26 @@ static void chain(int sig, siginfo_t *si, void *uc)
     old->sa_handler(sig);
 }
 
+/* The fault's registers, kept in the coroutine's saved context, marked
+ * in its (otherwise unused) uc_flags: the report runs on another stack
+ * and then aborts, so in the core file no thread's registers lead into
+ * the overflowed stack, and the gdb extension (gdb/libcoro-gdb.py) walks
+ * it from these instead.  The kernel's ucontext has glibc's layout up to
+ * the end of uc_mcontext. */
+#define FAULT_MARK UINT64_C(0x6c756166206f7263) /* arbitrary; the same there */
+
+static void keep_fault(coro_t *co, const ucontext_t *fault)
+{
+    ucontext_t *uc = coro__uc(&co->ctx);
+    size_t from = offsetof(ucontext_t, uc_mcontext);
+    size_t end = from + sizeof fault->uc_mcontext;
+
+    if (end > CORO__CTX_SIZE)
+        end = CORO__CTX_SIZE;
+    memcpy((char *)uc + from, (const char *)fault + from, end - from);
+    uc->uc_flags = FAULT_MARK;
+}
+
 _Noreturn static void report(void *arg)
 {
     struct line l = {.len = 0};
@@ -310,6 +330,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
             pause(); /* another thread reports, then aborts */
         report_co = st->user;
         report_uc = uc;
+        keep_fault(st->user, uc);
 #if defined(CORO_HAVE_LIBUNWIND)
         if (report_stack) {
             coro__ctx_make(&report_ctx, report_stack, REPORT_STACK, report, NULL);

@@ -290,6 +290,32 @@ def native_sessions(tmp):
     check(frames(parts.get("coro bt 6 3", ""))[0] == ["deep"] * 3,
           "overflow: coro bt shows the recursion", whole)
 
+    # then the report runs on its own stack and aborts: no thread's
+    # registers lead into deep's stack, the fault's kept in its context do,
+    # live at the abort and in a core of it ("coro gcore": plain gcore skips
+    # stacks whose guards sit inside their mapping)
+    if CORES:  # a sanitizer takes the fault before the report does
+        core = os.path.join(tmp, "core.overflow")
+        ovf = ["info coroutines", "coro bt 6 3", "coro apply 6 bt 2"]
+        parts, whole = gdb([VICTIM], ["run overflow", "continue"] + ovf +
+                           ["coro gcore " + core, "kill"], source=1)
+        check("SIGABRT" in parts.get("continue", ""), "overflow: the report aborts", whole)
+        sessions = [("live", parts, whole)]
+        parts, whole = gdb([VICTIM, core], ovf, source=1)
+        sessions.append(("core", parts, whole))
+        for label, parts, whole in sessions:
+            rows = parse_info(parts.get("info coroutines", ""))
+            check(rows.get("deep", ("", 0, "", ""))[3].startswith("overflowed its stack in deep"),
+                  "overflow %s: info coroutines says deep overflowed, in deep()" % label, whole)
+            bt = parts.get("coro bt 6 3", "")
+            check(bt.startswith("Coroutine 6 overflowed its stack") and
+                  frames(bt)[0] == ["deep"] * 3,
+                  "overflow %s: coro bt walks the overflowed stack" % label, whole)
+            check(frames(parts.get("coro apply 6 bt 2", ""))[0] == ["deep"] * 2,
+                  "overflow %s: coro apply reaches it too" % label, whole)
+        if os.path.exists(core):
+            os.unlink(core)
+
     # a stripped copy of the library: no .symtab, no debug info
     libdir = os.path.join(tmp, "lib")
     os.mkdir(libdir)

@@ -203,6 +203,7 @@ class _Coro(object):
         self.state = mem.i32(addr + root.coro_state)
         self.fn = mem.ptr(addr + root.coro_fn)
         self.mcontext = addr + root.coro_ctx + root.ctx_mcontext
+        self._missing = None
         # Overflowed: its saved registers are the fault's, and the thread
         # that ran it is reporting (or has died) on another stack.
         self.overflowed = (self.state == RUNNING and
@@ -224,6 +225,23 @@ class _Coro(object):
         order = self.root.mem.order + "Q"
         return [(name, struct.unpack_from(order, raw, off)[0])
                 for name, off in arch.regs]
+
+    def stack_missing(self):
+        """True if co has started but its stack is not in the core file: a
+        core written by plain gcore where guards sit inside the stacks'
+        mapping, which gcore fails to read and writes as zeros.  The top of
+        a started coroutine's stack always holds the return address of
+        libcoro's entry code (coro__ctx_trampoline), so it is never all
+        zeros."""
+        if self._missing is None:
+            self._missing = False
+            if self.state not in (READY, FINISHED) and self.hi >= self.lo + 512:
+                try:
+                    top = self.root.mem.read(self.hi - 512, 512)
+                    self._missing = not any(bytearray(top))
+                except gdb.MemoryError:
+                    self._missing = True
+        return self._missing
 
     def on_stack(self, sp):
         """True if sp is on co's stack, or in the guard below it (a thread
@@ -464,11 +482,16 @@ def _running_where(thread):
         frame.select()
 
 
+_NO_STACK = "? (its stack is not in this core file)"
+
+
 def _where(co):
     if co.state == READY:
         return "not started: " + _symbolize(co.fn)
     if co.state == FINISHED:
         return "returned from " + _symbolize(co.fn)
+    if co.stack_missing():
+        return _NO_STACK
     if co.state == RUNNING:
         thread = co.thread()
         if thread is not None:
@@ -515,6 +538,9 @@ def _backtrace(co, args):
     if co.state == FINISHED:
         return "Coroutine %d has finished (it ran %s).\n" % (
             co.id, _symbolize(co.fn))
+    if co.stack_missing():
+        return ("Coroutine %d: its stack is not in this core file (write cores "
+                "with \"coro gcore\").\n" % co.id)
     thread = co.thread() if co.state == RUNNING else None
     if co.state == RUNNING and thread is None and not co.overflowed:
         return "Coroutine %d is running, but no thread has its stack.\n" % co.id
@@ -574,6 +600,11 @@ the selected thread."""
                 where = "? (%s)" % e
             gdb.write("%s %-6d %-*s %-10s %s\n" % (
                 mark, co.id, width, co.name, co.state_name(), where))
+        missing = sum(1 for co in cos if co.stack_missing())
+        if missing:
+            gdb.write("%d coroutine stack%s not in this core file: write cores "
+                      "with \"coro gcore\".\n"
+                      % (missing, " is" if missing == 1 else "s are"))
 
 
 class _CoroPrefix(gdb.Command):
@@ -643,7 +674,7 @@ their state is shown."""
 
     @staticmethod
     def apply(co, command, is_bt, bt_args, from_tty):
-        if is_bt or co.state in (READY, FINISHED):
+        if is_bt or co.state in (READY, FINISHED) or co.stack_missing():
             gdb.write(_backtrace(co, bt_args if is_bt else ""))
         elif co.state == RUNNING and not (co.overflowed and co.thread() is None):
             thread = co.thread()
@@ -762,6 +793,9 @@ finish, which work on the thread's own frames."""
                 pass
             return
         co = _Root().find(arg.strip())
+        if co.stack_missing():
+            raise gdb.GdbError("libcoro: the stack of coroutine %d is not in "
+                               "this core file" % co.id)
         if co.state not in (SUSPENDED, NORMAL) and not co.overflowed:
             raise gdb.GdbError(
                 "libcoro: coroutine %d is %s: only a suspended or normal "

@@ -290,6 +290,28 @@ def native_sessions(tmp):
     check(frames(parts.get("coro bt 6 3", ""))[0] == ["deep"] * 3,
           "overflow: coro bt shows the recursion", whole)
 
+    # a plain gcore: where the stacks' guards sit inside their mapping
+    # (MADV_GUARD_INSTALL, Linux 6.13 on) it has none of the stacks, and
+    # the commands say so instead of walking zeros; otherwise they walk them
+    if CORES:
+        core = os.path.join(tmp, "core.plain")
+        gdb([VICTIM], ["break victim_ready", "run", "gcore " + core, "kill"], source=1)
+        parts, whole = gdb([VICTIM, core], ["info coroutines", "coro bt 1"], source=1)
+        info = parts.get("info coroutines", "")
+        rows = parse_info(info)
+        lost = [name for name, row in rows.items() if row[3].startswith("? (its stack is not")]
+        m = re.search(r"^(\d+) coroutine stacks? (?:is|are) not in this core file", info, re.M)
+        check(len(lost) == (int(m.group(1)) if m else 0),
+              "plain gcore: the count of missing stacks matches the rows", whole)
+        bt = parts.get("coro bt 1", "")
+        if "alpha" in lost:
+            check("not in this core file" in bt, "plain gcore: coro bt says the stack is missing",
+                  whole)
+        else:
+            check(frames(bt)[0][:3] == ["alpha_leaf", "alpha_mid", "alpha_top"],
+                  "plain gcore: coro bt walks alpha", whole)
+        os.unlink(core)
+
     # then the report runs on its own stack and aborts: no thread's
     # registers lead into deep's stack, the fault's kept in its context do,
     # live at the abort and in a core of it ("coro gcore": plain gcore skips

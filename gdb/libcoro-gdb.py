@@ -205,7 +205,8 @@ class _Coro(object):
         self.mcontext = addr + root.coro_ctx + root.ctx_mcontext
         self._missing = None
         # Overflowed: its saved registers are the fault's, and the thread
-        # that ran it is reporting (or has died) on another stack.
+        # that ran it is reporting (or has died) on another stack, so no
+        # thread has its stack: it is walked like a suspended one.
         self.overflowed = (self.state == RUNNING and
                            mem.u64(addr + root.coro_ctx) == FAULT_MARK)
         self.guard = mem.ptr(addr + root.coro_guard)
@@ -492,15 +493,15 @@ def _where(co):
         return "returned from " + _symbolize(co.fn)
     if co.stack_missing():
         return _NO_STACK
-    if co.state == RUNNING:
-        thread = co.thread()
-        if thread is not None:
-            return "running in thread %d: %s" % (thread.num, _running_where(thread))
-        if not co.overflowed:
-            return "running (no thread has its stack)"
+    if co.overflowed:
         # The fault's pc is the faulting instruction, not a return address.
         return "overflowed its stack in " + _symbolize(
             dict(co.saved_registers(_arch()))[_arch().pc])
+    if co.state == RUNNING:
+        thread = co.thread()
+        if thread is None:
+            return "running (no thread has its stack)"
+        return "running in thread %d: %s" % (thread.num, _running_where(thread))
     return _where_suspended(co)
 
 
@@ -541,10 +542,10 @@ def _backtrace(co, args):
     if co.stack_missing():
         return ("Coroutine %d: its stack is not in this core file (write cores "
                 "with \"coro gcore\").\n" % co.id)
-    thread = co.thread() if co.state == RUNNING else None
-    if co.state == RUNNING and thread is None and not co.overflowed:
-        return "Coroutine %d is running, but no thread has its stack.\n" % co.id
-    if thread is not None:
+    if co.state == RUNNING and not co.overflowed:
+        thread = co.thread()
+        if thread is None:
+            return "Coroutine %d is running, but no thread has its stack.\n" % co.id
         selected = gdb.selected_thread()
         frame = gdb.selected_frame()
         thread.switch()
@@ -676,7 +677,7 @@ their state is shown."""
     def apply(co, command, is_bt, bt_args, from_tty):
         if is_bt or co.state in (READY, FINISHED) or co.stack_missing():
             gdb.write(_backtrace(co, bt_args if is_bt else ""))
-        elif co.state == RUNNING and not (co.overflowed and co.thread() is None):
+        elif co.state == RUNNING and not co.overflowed:
             thread = co.thread()
             if thread is None:
                 gdb.write("running, but no thread has its stack\n")
